@@ -1,0 +1,30 @@
+"""speechlib: stage entry points for the recipes under egs/."""
+from setuptools import find_packages, setup
+
+# Pinned: torchaudio's compiled extension only loads against the torch it was built for,
+# and the GPU machines run exactly this pair.
+PINNED = [
+    "torch==2.11.0",
+    "torchaudio==2.11.0",
+    "speechbrain==1.1.2",
+]
+REQUIRED = PINNED + [
+    "numpy>=1.24",
+    "scipy>=1.10",
+    "soundfile>=0.12",
+    "hyperpyyaml>=1.2",
+    "tqdm>=4.60",
+    "matplotlib>=3.7",
+    "tensorboard>=2.14",
+]
+TESTS = ["pytest>=7", "pytest-timeout>=2.1"]
+
+setup(
+    name="speechlib",
+    version="0.1.0",
+    description="Kaldi/ESPnet-style speech research recipes built on SpeechBrain",
+    packages=find_packages(include=["speechlib", "speechlib.*"]),
+    python_requires=">=3.10",
+    install_requires=REQUIRED,
+    extras_require={"test": TESTS},
+)

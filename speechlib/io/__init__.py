@@ -1,0 +1,1 @@
+"""Input/output: atomic writes, Kaldi table files, audio (files and `cmd |` pipes)."""

@@ -1,0 +1,125 @@
+"""Audio I/O for wav.scp entries: a file path, or a Kaldi `command |` pipe.
+
+Everything returns float32 NumPy arrays shaped (samples,) for mono or (samples, channels).
+Resampling uses a polyphase filter (scipy.signal.resample_poly): exact rational ratios,
+vectorised, no Python loop over samples.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import subprocess
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+import soundfile
+
+from speechlib.io.atomic import atomic_path
+from speechlib.io.errors import InputError
+
+
+class AudioInfo(NamedTuple):
+    sample_rate: int
+    frames: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def is_pipe(spec: str) -> bool:
+    """Kaldi's convention: an rxfilename ending in `|` is a shell command writing audio."""
+    return spec.rstrip().endswith("|")
+
+
+def _open_source(spec: str, utt: str | None):
+    """Return what soundfile can open: the path, or the bytes a pipe produced."""
+    label = f"utterance '{utt}': " if utt else ""
+    if is_pipe(spec):
+        command = spec.rstrip()[:-1]
+        proc = subprocess.run(["bash", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            detail = proc.stderr.decode(errors="replace").strip().splitlines()
+            reason = detail[-1] if detail else f"exit code {proc.returncode}"
+            raise InputError(f"{label}command failed: {command!r}: {reason}")
+        return io.BytesIO(proc.stdout)
+    if not os.path.isfile(spec):
+        raise InputError(f"{label}audio file does not exist: {spec}")
+    return spec
+
+
+def audio_info(spec: str, utt: str | None = None) -> AudioInfo:
+    """Header information; for pipes the command is run."""
+    source = _open_source(spec, utt)
+    try:
+        info = soundfile.info(source)
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        label = f"utterance '{utt}': " if utt else ""
+        raise InputError(f"{label}cannot read audio {spec}: {err}") from None
+    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+
+
+def resample(signal: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling along the first axis (polyphase, Kaiser window)."""
+    if orig_sr == target_sr:
+        return signal
+    from scipy.signal import resample_poly
+
+    gcd = math.gcd(orig_sr, target_sr)
+    return resample_poly(signal, target_sr // gcd, orig_sr // gcd, axis=0).astype(np.float32)
+
+
+def load_audio(spec: str, sample_rate: int | None = None, utt: str | None = None,
+               start: float = 0.0, end: float | None = None, mono: bool = True,
+               on_rate_mismatch: str = "error") -> tuple[np.ndarray, int]:
+    """Read a wav.scp entry (optionally the [start, end) seconds of it).
+
+    `sample_rate`: the rate the caller expects. On a mismatch, `on_rate_mismatch` decides:
+    "error" (an InputError naming the utterance and file), "resample" (with a warning),
+    or "ignore" (return the native rate).
+    """
+    label = f"utterance '{utt}': " if utt else ""
+    source = _open_source(spec, utt)
+    try:
+        with soundfile.SoundFile(source) as handle:
+            native_sr = int(handle.samplerate)
+            first = int(round(start * native_sr))
+            last = handle.frames if end is None else int(round(end * native_sr))
+            if first < 0 or last > handle.frames + int(0.01 * native_sr) or last <= first:
+                raise InputError(f"{label}segment [{start}, {end}] s lies outside {spec} "
+                                 f"({handle.frames / native_sr:.3f} s)")
+            handle.seek(first)
+            data = handle.read(min(last, handle.frames) - first, dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        raise InputError(f"{label}cannot read audio {spec}: {err}") from None
+    data = data.mean(axis=1) if mono else data
+    if data.shape[-1] == 1 and data.ndim == 2:
+        data = data[:, 0]
+    if sample_rate is not None and native_sr != sample_rate:
+        if on_rate_mismatch == "error":
+            raise InputError(f"{label}{spec} has sample rate {native_sr} Hz, expected {sample_rate} Hz")
+        if on_rate_mismatch == "resample":
+            warnings.warn(f"{label}resampling {spec} from {native_sr} to {sample_rate} Hz", stacklevel=2)
+            return resample(data, native_sr, sample_rate), sample_rate
+    return data, native_sr
+
+
+def check_not_silent(signal: np.ndarray, name: str, threshold: float = 1e-4) -> None:
+    """Silent (or all-zero) audio is refused: it breaks SNR mixing and every metric."""
+    if signal.size == 0 or float(np.max(np.abs(signal))) < threshold:
+        raise InputError(f"{name}: audio is empty or silent (peak below {threshold})")
+
+
+def write_audio(path: str | os.PathLike, signal: np.ndarray, sample_rate: int,
+                subtype: str = "PCM_16") -> None:
+    """Write atomically; the format follows the extension (.wav, .flac). Clipping warns."""
+    peak = float(np.max(np.abs(signal))) if signal.size else 0.0
+    if peak > 1.0 and subtype.startswith("PCM"):
+        warnings.warn(f"{path}: peak {peak:.2f} > 1 clipped when writing {subtype}", stacklevel=2)
+        signal = np.clip(signal, -1.0, 1.0)
+    suffix = os.path.splitext(os.fspath(path))[1]
+    with atomic_path(path, suffix=suffix) as tmp:
+        soundfile.write(tmp, signal, sample_rate, subtype=subtype)
