@@ -1,0 +1,1 @@
+"""RESULTS.md tables with the paper's numbers beside ours, and the environment they came from."""

@@ -1,0 +1,1 @@
+"""Signal processing shared by the recipes: noise, mixing, features, augmentation."""
