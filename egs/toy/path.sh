@@ -1,5 +1,5 @@
 # Sourced by run.sh: the environment every stage runs in.
-MAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MAIN_ROOT=${MAIN_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 if [ ! -f "${MAIN_ROOT}/tools/venv/bin/activate" ]; then
     echo "path.sh: error: ${MAIN_ROOT}/tools/venv is missing: run 'make -C ${MAIN_ROOT} setup'" >&2
     return 1

@@ -100,3 +100,19 @@ def start_stage(name: str, argv: list[str] | None = None, corpus_key: str = "cor
         env = describe_environment(str(hparams.get(corpus_key, "unknown")))
         atomic_write_text(exp_dir / "conf" / f"{name}.versions.json", json.dumps(env, indent=1) + "\n")
     return Stage(name, hparams, run_opts, exp_dir, fingerprint)
+
+
+def announce_resume(checkpointer) -> None:
+    """Say whether training starts fresh or resumes, and from which checkpoint.
+
+    Brain.fit() recovers the newest checkpoint by itself (SpeechBrain's default); this line
+    tells the user, in the stage log, that a re-run after a kill picked up where it stopped.
+    """
+    from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
+
+    latest = checkpointer.find_checkpoint()
+    if latest is None:
+        print(f"training from scratch (no checkpoint in {checkpointer.checkpoints_dir})", flush=True)
+        return
+    where = "mid-epoch" if latest.meta.get(INTRA_EPOCH_CKPT_FLAG) else "end of epoch"
+    print(f"resuming: loading checkpoint {latest.path} ({where})", flush=True)

@@ -15,7 +15,7 @@ import torch
 from speechlib.data.dataset import load_datadir_dataset
 from speechlib.io.atomic import atomic_write_text
 from speechlib.io.errors import exit_on_input_error
-from speechlib.tasks.stage import start_stage
+from speechlib.tasks.stage import announce_resume, start_stage
 
 
 class ToyBrain(sb.Brain):
@@ -84,6 +84,7 @@ def main() -> None:
     train = load_datadir_dataset(f"{hp['data_folder']}/train", hp["sample_rate"], ("utt2label",))
     valid = load_datadir_dataset(f"{hp['data_folder']}/test", hp["sample_rate"], ("utt2label",))
     brain = build_brain(stage)
+    announce_resume(hp["checkpointer"])
     brain.fit(hp["epoch_counter"], train, valid,
               train_loader_kwargs=hp["train_dataloader_opts"],
               valid_loader_kwargs=hp["valid_dataloader_opts"])

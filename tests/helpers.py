@@ -1,0 +1,26 @@
+"""Small things several test modules need."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def run(argv: list[str], cwd: str | Path | None = None, env: dict | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a command, capture text output, never raise on a non-zero exit."""
+    full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    return subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def write_tone(path: Path, seconds: float = 0.5, sample_rate: int = 16000, freq: float = 440.0) -> Path:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    soundfile.write(path, 0.3 * np.sin(2 * np.pi * freq * t), sample_rate, subtype="PCM_16")
+    return path

@@ -1,0 +1,99 @@
+"""End-to-end: egs/toy through run.sh, stage skipping, and resume after a kill mid-epoch."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, run
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture()
+def recipe(tmp_path) -> Path:
+    """A copy of egs/toy whose data/ and exp/ live in a temp dir."""
+    dest = tmp_path / "toy"
+    dest.mkdir()
+    for name in ("run.sh", "cmd.sh", "path.sh", "db.sh"):
+        shutil.copy2(REPO / "egs" / "toy" / name, dest / name)
+    shutil.copytree(REPO / "egs" / "toy" / "conf", dest / "conf")
+    (dest / "utils").symlink_to(REPO / "utils")
+    return dest
+
+
+def run_recipe(recipe: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(["./run.sh", *args], cwd=recipe, env={"MAIN_ROOT": str(REPO)})
+
+
+def test_full_run_then_stage_skipping(recipe):
+    out = run_recipe(recipe)
+    assert out.returncode == 0, out.stdout + out.stderr
+    exp = recipe / "exp" / "mini_toy"
+    results = (exp / "RESULTS.md").read_text()
+    assert "| linear on mean log-mel |" in results and "| chance | 33.33 |" in results
+    assert (recipe / "RESULTS.md").is_file()
+    for stage in ("prepare", "train", "score"):
+        assert (exp / "conf" / f"{stage}.yaml").is_file()
+    assert len(json.loads((exp / "loss_curve.json").read_text())) == 4
+    assert list((exp / "tensorboard").iterdir())
+    assert (exp / "run.sh").read_text().rstrip().endswith("exec ./run.sh \"$@\"")
+
+    prepare_log = exp / "log" / "prepare.log"
+    before = prepare_log.stat().st_mtime_ns
+    out = run_recipe(recipe, "--stage", "3")
+    assert out.returncode == 0 and "stage 1" not in out.stdout and "stage 3" in out.stdout
+    assert (exp / "run.sh").read_text().rstrip().endswith("exec ./run.sh --stage 3 \"$@\"")
+    assert prepare_log.stat().st_mtime_ns == before
+    # the resume script replays the original arguments plus new ones
+    out = run(["bash", str(exp / "run.sh"), "--stage", "3"], env={"MAIN_ROOT": str(REPO)})
+    assert out.returncode == 0 and "stage 3" in out.stdout
+    # a finished stage re-run with the same options does nothing
+    out = run_recipe(recipe, "--stop-stage", "1")
+    assert out.returncode == 0 and "is up to date" in prepare_log.read_text()
+
+
+def test_bad_options_fail_with_one_line(recipe):
+    out = run_recipe(recipe, "--stgae", "2")
+    assert out.returncode != 0 and out.stderr.strip().endswith("invalid option --stgae (see --help)")
+    out = run_recipe(recipe, "--config", "conf/missing.yaml")
+    assert out.returncode != 0 and "conf/missing.yaml: no such file" in out.stderr
+
+
+def test_killed_training_resumes_from_its_checkpoint(recipe):
+    config = (recipe / "conf" / "mini_toy.yaml").read_text()
+    for key, value in {"utts_per_colour": 40, "batch_size": 1, "ckpt_interval_steps": 20,
+                       "number_of_epochs": 2}.items():
+        config = "\n".join(f"{key}: {value}" if line.startswith(f"{key}:") else line
+                           for line in config.splitlines())
+    (recipe / "conf" / "resume.yaml").write_text(config + "\n")
+    assert run_recipe(recipe, "--config", "conf/resume.yaml", "--stop-stage", "1").returncode == 0
+    exp = recipe / "exp" / "resume"
+    train = ["./run.sh", "--config", "conf/resume.yaml", "--stage", "2", "--stop-stage", "2"]
+    env = dict(os.environ, MAIN_ROOT=str(REPO), PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(train, cwd=recipe, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if any("brain_intra_epoch_ckpt" in p.read_text() for p in exp.glob("save/CKPT*/CKPT.yaml")):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("no intra-epoch checkpoint appeared")
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+    curve = exp / "loss_curve.json"
+    epochs_before = len(json.loads(curve.read_text())) if curve.exists() else 0
+    assert epochs_before < 2, "training finished before the kill: the test proves nothing"
+
+    out = run(train, cwd=recipe, env={"MAIN_ROOT": str(REPO)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    log = (exp / "log" / "train.log").read_text()
+    assert "(mid-epoch)" in log.split("resuming: loading checkpoint")[1].splitlines()[0]
+    assert [row["epoch"] for row in json.loads(curve.read_text())] == [1, 2]
