@@ -25,6 +25,10 @@ class InputError(Exception):
         return where + self.message
 
 
+class TrainingDiverged(Exception):
+    """A non-finite loss: training stops at once and names the batch's utterances."""
+
+
 def die(program: str, message: object, code: int = 1) -> NoReturn:
     print(f"{program}: error: {message}", file=sys.stderr)
     raise SystemExit(code)
@@ -34,7 +38,7 @@ def exit_on_input_error(program: str, main: Callable[[], int | None]) -> NoRetur
     """Run `main`; an InputError becomes one line on stderr and exit status 1."""
     try:
         code = main()
-    except InputError as err:
+    except (InputError, TrainingDiverged) as err:
         die(program, err)
     except KeyboardInterrupt:
         die(program, "interrupted", 130)

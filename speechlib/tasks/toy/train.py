@@ -15,10 +15,11 @@ import torch
 from speechlib.data.dataset import load_datadir_dataset
 from speechlib.io.atomic import atomic_write_text
 from speechlib.io.errors import exit_on_input_error
+from speechlib.tasks.brain import RecipeBrain
 from speechlib.tasks.stage import announce_resume, start_stage
 
 
-class ToyBrain(sb.Brain):
+class ToyBrain(RecipeBrain):
     """Mean log-mel -> LayerNorm -> Linear; per-sample normalisation keeps the model
     independent of the batch, so 2 processes x B and 1 process x 2B see the same gradients."""
 
