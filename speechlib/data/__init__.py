@@ -1,0 +1,1 @@
+"""Data-dir rules and corpus preparation (LibriSpeech, WHAM!, DNS, mini corpus, ...)."""

@@ -1,0 +1,827 @@
+"""Build the mini corpus from downloaded Debian packages (called by tools/make_mini_corpus.sh).
+
+Why a mini corpus: every recipe must run end to end on a fresh machine with no corpus on disk,
+and its demo must mean something, so the audio is real recorded speech, noise and music from
+openly licensed packages; it is laid out like the real corpora (LibriSpeech, WHAM!, DNS
+Challenge) so that recipe data prep runs the same code on mini and on the real thing.
+
+The whole corpus is built in a temporary sibling directory and renamed into place with its
+`.complete` marker already inside, so a killed build never leaves a directory a rerun trusts.
+
+Real English voices are few (one US, one British speaker), while the voice-privacy ASV protocol
+needs 20 female + 20 male speakers in each of dev-clean and test-clean. The other speakers are
+pseudo-speakers: a real voice with its pitch and its vocal-tract length (formants) changed
+(`rubberband` with formant preservation after a sample-rate change). They are marked `pseudo`
+in speakers.tsv and SPEAKERS.TXT. Their gender follows their target median F0: female when the
+target F0 is at least 160 Hz (drawn from 165-240 Hz), male below (drawn from 85-145 Hz), with
+the formant scale drawn from the matching range (female 0.95-1.08, male 0.80-0.90 of a female
+vocal tract). Real speakers whose gender the package does not state (Tux Paint) get it from
+their measured median F0 with the same 160 Hz rule; speakers.tsv says which rule applied.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+
+from speechlib.data import mini_sources as src
+from speechlib.io.atomic import atomic_directory, atomic_write_text
+from speechlib.io.audio import resample
+from speechlib.io.errors import InputError, exit_on_input_error
+
+SR = 16000
+FORMAT_VERSION = 1
+F0_GENDER_THRESHOLD = 160.0
+MIN_RMS = 3e-4          # below this (-70 dBFS) a clip counts as silent
+MIN_SECONDS = 0.2       # shortest utterance kept
+MIN_NOISE_SECONDS = 0.1  # shortest sound effect kept (clicks shorter than this are useless as noise)
+
+
+@dataclass
+class Options:
+    small: bool = False
+    seed: int = 1234
+    jobs: int = 2
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Corpus size knobs; --small keeps every promised speaker count, with fewer utterances."""
+        if self.small:
+            return dict(per_lang_cap=24, tp_cap=12, allison_en=120, pseudo_train_utts=5, pseudo_eval_utts=5,
+                        music_tracks=4, music_seconds=10, moh_clips=2, noise_clips=1, babble=2,
+                        wham=(8, 3, 3), wham_seconds=3.0, dns_per_lang=6, stamp_cap=60)
+        return dict(per_lang_cap=10_000, tp_cap=150, allison_en=10_000, pseudo_train_utts=20,
+                    pseudo_eval_utts=12, music_tracks=12, music_seconds=20, moh_clips=3, noise_clips=2,
+                    babble=8, wham=(60, 15, 15), wham_seconds=6.0, dns_per_lang=40, stamp_cap=10_000)
+
+    def digest(self) -> str:
+        text = json.dumps({"small": self.small, "seed": self.seed, "version": FORMAT_VERSION}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Report:
+    """What was skipped and why: printed, and counted in README.md."""
+
+    root: str = ""
+    skipped: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, path: str, detail: str = "") -> None:
+        """Count and list it; corrupt or silent files are warned about on the terminal too
+        (too-short ones are a known, deliberate cut and only go to skipped.txt)."""
+        self.skipped[reason] += 1
+        if self.root and path.startswith(self.root):
+            path = "/" + os.path.relpath(path, self.root)      # as installed by the package
+        message = f"skipped {path}: {reason}" + (f" ({detail})" if detail else "")
+        self.warnings.append(message)
+        if reason not in ("too short", "duplicate of another source file"):
+            tqdm.write(f"mini_build: warning: {message}", file=sys.stderr)
+
+
+# --- audio helpers (module level: they run in worker processes) -----------------------------
+
+def _ffmpeg(args: list[str], data: bytes | None = None) -> bytes:
+    proc = subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *args],
+                          input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or "ffmpeg failed")
+    return proc.stdout
+
+
+def _decode_g722_batch(paths: list[str]) -> list[np.ndarray | str]:
+    """One ffmpeg process for many G.722 files (a process per file costs ~60 ms)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args: list[str] = []
+        for path in paths:
+            args += ["-f", "g722", "-i", path]
+        outs = []
+        for index in range(len(paths)):
+            out = os.path.join(tmp, f"{index}.wav")
+            outs.append(out)
+            args += ["-map", f"{index}:a", "-ar", str(SR), "-ac", "1", out]
+        try:
+            _ffmpeg(["-y", *args])
+        except RuntimeError:
+            # one corrupt file fails the batch: decode one by one to find it
+            if len(paths) > 1:
+                return [r for path in paths for r in _decode_g722_batch([path])]
+            return ["cannot decode G.722"]
+        result: list[np.ndarray | str] = []
+        for out in outs:
+            try:
+                result.append(soundfile.read(out, dtype="float32")[0])
+            except Exception as err:   # noqa: BLE001 - any reader failure means a bad source
+                result.append(f"cannot decode: {err}")
+        return result
+
+
+def _read_any(path: str, seconds: float | None = None, offset: float = 0.0) -> np.ndarray:
+    """Mono 16 kHz float32 from anything soundfile reads (wav, ogg, oga)."""
+    with soundfile.SoundFile(path) as handle:
+        sr = handle.samplerate
+        if offset:
+            handle.seek(min(int(offset * sr), handle.frames))
+        frames = -1 if seconds is None else int(seconds * sr)
+        data = handle.read(frames, dtype="float32", always_2d=True)
+    return resample(data.mean(axis=1), sr, SR).astype(np.float32)
+
+
+def _problem(signal: np.ndarray, min_seconds: float = MIN_SECONDS) -> str | None:
+    if signal.size == 0:
+        return "empty"
+    if signal.size < min_seconds * SR:
+        return f"shorter than {min_seconds} s"
+    if not np.all(np.isfinite(signal)):
+        return "non-finite samples"
+    if float(np.sqrt(np.mean(signal.astype(np.float64) ** 2))) < MIN_RMS:
+        return "silent"
+    return None
+
+
+def _finish(signal: np.ndarray) -> np.ndarray:
+    """Remove DC, keep peaks below full scale (pitch shifting can overshoot)."""
+    signal = signal - np.float32(signal.mean())
+    peak = float(np.max(np.abs(signal))) if signal.size else 0.0
+    if peak > 0.97:
+        signal = signal * np.float32(0.97 / peak)
+    return signal.astype(np.float32)
+
+
+def _write(path: Path, signal: np.ndarray, sr: int = SR) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), signal, sr, subtype="PCM_16")
+
+
+def _decode_task(task: tuple[str, list[tuple[str, str]], str]) -> list[tuple[str, str | float]]:
+    """Decode a batch of (source path, output path); returns (output, duration or problem)."""
+    codec, items, _ = task
+    if codec == "g722":
+        decoded = _decode_g722_batch([s for s, _ in items])
+    else:
+        decoded = []
+        for source, _ in items:
+            try:
+                decoded.append(_read_any(source))
+            except Exception as err:   # noqa: BLE001
+                decoded.append(f"cannot decode: {err}")
+    results: list[tuple[str, str | float]] = []
+    for (source, out), signal in zip(items, decoded):
+        if isinstance(signal, str):
+            results.append((out, signal))
+            continue
+        problem = _problem(signal)
+        if problem:
+            results.append((out, problem))
+            continue
+        signal = _finish(signal)
+        _write(Path(out), signal)
+        results.append((out, signal.size / SR))
+    return results
+
+
+def median_f0(signal: np.ndarray, sr: int = SR) -> float:
+    """Median F0 of the voiced frames (normalised autocorrelation, all frames at once)."""
+    frame, hop = int(0.04 * sr), int(0.01 * sr)
+    if signal.size < frame:
+        return float("nan")
+    frames = np.lib.stride_tricks.sliding_window_view(signal, frame)[::hop].astype(np.float64)
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    energy = (frames ** 2).sum(axis=1)
+    frames = frames[energy > 0.05 * energy.max()] * np.hanning(frame)
+    if not len(frames):
+        return float("nan")
+    spec = np.fft.rfft(frames, n=2 * frame)
+    ac = np.fft.irfft(np.abs(spec) ** 2)[:, :frame]
+    ac = ac / np.maximum(ac[:, :1], 1e-12)
+    lo, hi = int(sr / 400), int(sr / 60)
+    lags = lo + np.argmax(ac[:, lo:hi], axis=1)
+    voiced = ac[np.arange(len(ac)), lags] > 0.45
+    if voiced.sum() < 5:
+        return float("nan")
+    return float(np.median(sr / lags[voiced]))
+
+
+def _pseudo_task(task: dict) -> list[tuple[str, float]]:
+    """Make one pseudo-speaker: concatenate its utterances, transform once, cut back apart.
+
+    One ffmpeg call per speaker instead of per utterance; the gaps of silence between the
+    utterances are where the cuts go, scaled by the (near 1) output/input length ratio.
+    """
+    gap = int(0.3 * SR)
+    pieces, bounds, pos = [np.zeros(gap, np.float32)], [], gap
+    for path in task["inputs"]:
+        signal = soundfile.read(path, dtype="float32")[0]
+        pieces += [signal, np.zeros(gap, np.float32)]
+        bounds.append((pos, pos + signal.size))
+        pos += signal.size + gap
+    joined = np.concatenate(pieces)
+    alpha, pitch = task["alpha"], task["pitch"]
+    rate = int(round(SR * alpha))
+    alpha = rate / SR
+    chain = (f"asetrate={rate},aresample={SR},"
+             f"rubberband=tempo={1 / alpha:.6f}:pitch={pitch / alpha:.6f}:formant=preserved")
+    raw = _ffmpeg(["-f", "f32le", "-ar", str(SR), "-ac", "1", "-i", "pipe:0", "-af", chain,
+                   "-f", "f32le", "-ar", str(SR), "-ac", "1", "pipe:1"], joined.tobytes())
+    out = np.frombuffer(raw, dtype=np.float32)
+    ratio = out.size / joined.size
+    margin = int(0.1 * SR)
+    results = []
+    for (start, end), dest in zip(bounds, task["outputs"]):
+        a = max(0, int(start * ratio) - margin)
+        b = min(out.size, int(end * ratio) + margin)
+        piece = _finish(out[a:b].copy())
+        _write(Path(dest), piece, SR)
+        results.append((dest, piece.size / SR))
+    return results
+
+
+def _colored_noise(rng: np.random.Generator, seconds: float, exponent: float) -> np.ndarray:
+    """Power spectral density ~ f^-exponent (0 white, 1 pink, 2 brown, -1 blue, -2 violet)."""
+    n = int(seconds * SR)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / SR)
+    freqs[0] = freqs[1]
+    signal = np.fft.irfft(spec * freqs ** (-exponent / 2), n)
+    return (0.3 * signal / np.max(np.abs(signal))).astype(np.float32)
+
+
+def _render_module(path: str, seconds: float) -> np.ndarray:
+    """A tracker module (real sampled instruments) rendered to 48 kHz stereo by libopenmpt."""
+    raw = _ffmpeg(["-f", "libopenmpt", "-i", path, "-t", str(seconds), "-ar", "48000", "-ac", "2",
+                   "-f", "f32le", "pipe:1"])
+    return np.frombuffer(raw, dtype=np.float32).reshape(-1, 2).copy()
+
+
+# --- the builder ----------------------------------------------------------------------------
+
+class Builder:
+    def __init__(self, source_root: Path, out: Path, options: Options):
+        self.root = source_root
+        self.out = out
+        self.opt = options
+        self.size = options.sizes
+        self.rng = np.random.default_rng(options.seed)
+        self.report = Report(root=str(source_root))
+        self.speakers: dict[str, dict] = {}     # pool speaker id -> info
+        self.utts: list[dict] = []               # speech pool rows
+        self.noise: list[dict] = []              # noise pool rows
+
+    # -- helpers
+    def _pool_map(self, func, tasks, desc: str):
+        if self.opt.jobs <= 1 or len(tasks) <= 1:
+            for task in tqdm(tasks, desc=desc, unit="task", file=sys.stderr):
+                yield func(task)
+            return
+        with Pool(self.opt.jobs) as pool:
+            yield from tqdm(pool.imap(func, tasks), total=len(tasks), desc=desc, unit="task", file=sys.stderr)
+
+    def _cap(self, items: list, cap: int) -> list:
+        if len(items) <= cap:
+            return items
+        keep = np.sort(self.rng.choice(len(items), cap, replace=False))
+        return [items[i] for i in keep]
+
+    def _unique(self, items: list) -> list:
+        """Packages ship some recordings twice (a letter under two stamp folders): keep one."""
+        seen: set[str] = set()
+        result = []
+        for item in items:
+            digest = hashlib.sha1(Path(item.path).read_bytes()).hexdigest()
+            if digest in seen:
+                self.report.skip("duplicate of another source file", item.path)
+                continue
+            seen.add(digest)
+            result.append(item)
+        return result
+
+    # -- speech
+    def build_speech(self) -> None:
+        ast, genders, skipped = src.asterisk_speech(self.root)
+        tp, tp_skipped = src.tuxpaint_speech(self.root)
+        for reason, count in list(skipped.items()) + list(tp_skipped.items()):
+            self.report.skipped[reason] += count
+        if not ast:
+            raise InputError("no asterisk prompts found in the extracted packages", str(self.root))
+        by_key: dict[tuple[str, str], list[src.SpeechSource]] = defaultdict(list)
+        for item in self._unique(ast + tp):
+            by_key[(item.spk, item.lang)].append(item)
+        selected: list[src.SpeechSource] = []
+        for (spk, lang), items in sorted(by_key.items()):
+            if spk == "ast_allison" and lang == "en":
+                selected += self._cap(items, self.size["allison_en"])
+            elif spk.startswith("tp_"):
+                selected += self._cap(items, self.size["tp_cap"])
+            else:
+                selected += self._cap(items, self.size["per_lang_cap"])
+        # decode everything to a staging area first; English gets laid out as LibriSpeech later
+        stage = self.out / ".stage"
+        jobs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        meta: dict[str, src.SpeechSource] = {}
+        for item in selected:
+            out = stage / item.spk / item.lang / f"{item.name}.wav"
+            jobs[item.codec].append((item.path, str(out)))
+            meta[str(out)] = item
+        tasks = []
+        for codec, items in jobs.items():
+            batch = 64 if codec == "g722" else 48
+            tasks += [(codec, items[i:i + batch], "") for i in range(0, len(items), batch)]
+        decoded: dict[str, float] = {}
+        for results in self._pool_map(_decode_task, tasks, "decode speech"):
+            for out, value in results:
+                if isinstance(value, str):
+                    reason = ("corrupt or undecodable" if "decode" in value else
+                              "too short" if "shorter" in value else "empty or silent")
+                    self.report.skip(reason, meta[out].path, value)
+                else:
+                    decoded[out] = value
+        self.staged = [(meta[out], out, dur) for out, dur in sorted(decoded.items())]
+        # speakers: gender from the package where stated, else from measured F0
+        by_spk: dict[str, list[str]] = defaultdict(list)
+        for item, out, _ in self.staged:
+            by_spk[item.spk].append(out)
+        for spk, outs in sorted(by_spk.items()):
+            sample = [soundfile.read(o, dtype="float32")[0] for o in outs[:: max(1, len(outs) // 12)][:12]]
+            f0 = median_f0(np.concatenate(sample))
+            if len(outs) < 5:
+                for out in outs:
+                    self.report.skip("speaker with fewer than 5 utterances", meta[out].path)
+                continue
+            if spk in genders:
+                gender, rule = genders[spk], "package"
+            else:
+                gender, rule = ("f" if f0 >= F0_GENDER_THRESHOLD else "m"), "f0"
+            source = "asterisk-core-sounds" if spk.startswith("ast_") else "tuxpaint-stamps-default"
+            self.speakers[spk] = dict(spk=spk, gender=gender, gender_rule=rule, kind="real", source=source,
+                                      f0=f0, langs=set(), libri_id="", subset="")
+        self.staged = [s for s in self.staged if s[0].spk in self.speakers]
+
+    def build_librispeech(self) -> None:
+        """English speakers in a LibriSpeech tree: real ones in train, pseudo ones everywhere.
+
+        Allison's prompts are divided into train/dev/test parts first, and each split's
+        pseudo-speakers are made only from that split's part, so no recording (transformed
+        or not) is in two splits.
+        """
+        allison = [s for s in self.staged if s[0].spk == "ast_allison" and s[0].lang == "en"]
+        order = self.rng.permutation(len(allison))
+        n = len(allison)
+        parts = {"train-clean-100": [allison[i] for i in order[: n // 2]],
+                 "dev-clean": [allison[i] for i in order[n // 2: 3 * n // 4]],
+                 "test-clean": [allison[i] for i in order[3 * n // 4:]]}
+        src_f0 = self.speakers["ast_allison"]["f0"]
+        if not math.isfinite(src_f0):
+            src_f0 = 190.0
+        ls = self.out / "LibriSpeech"
+        plans: list[dict] = []
+        self.libri: list[dict] = []
+        next_id = {"train-clean-100": 1000, "dev-clean": 2000, "test-clean": 3000}
+
+        def new_speaker(subset: str) -> int:
+            next_id[subset] += 1
+            return next_id[subset] - 1
+
+        # real English voices, in train
+        for spk in ("ast_allison", "tp_en_gb"):
+            if spk not in self.speakers:
+                continue
+            items = parts["train-clean-100"] if spk == "ast_allison" else \
+                [s for s in self.staged if s[0].spk == spk]
+            libri_id = new_speaker("train-clean-100")
+            info = self.speakers[spk]
+            info["libri_id"], info["subset"] = str(libri_id), "train-clean-100"
+            for index, (item, staged, dur) in enumerate(items):
+                dest = self._libri_path(ls, "train-clean-100", libri_id, index)
+                plans.append(dict(kind="copy", src=staged, dest=str(dest)))
+                self.libri.append(dict(subset="train-clean-100", libri_id=libri_id, index=index, text=item.text,
+                                       dest=str(dest), pool_spk=spk, origin=staged))
+        # pseudo-speakers: 20 f + 20 m per split
+        pseudo_tasks = []
+        for subset, part in parts.items():
+            per_spk = self.size["pseudo_train_utts" if subset.startswith("train") else "pseudo_eval_utts"]
+            for gender in ("f", "m") * 20:
+                libri_id = new_speaker(subset)
+                if gender == "f":
+                    target_f0, scale = self.rng.uniform(165, 240), self.rng.uniform(0.95, 1.08)
+                else:
+                    target_f0, scale = self.rng.uniform(85, 145), self.rng.uniform(0.80, 0.90)
+                chosen = [part[i] for i in np.sort(self.rng.choice(len(part), min(per_spk, len(part)), replace=False))]
+                spk = f"ps{libri_id}"
+                self.speakers[spk] = dict(spk=spk, gender=gender, gender_rule="target_f0", kind="pseudo",
+                                          source=f"ast_allison pitch x{target_f0 / src_f0:.3f} formants x{scale:.3f}",
+                                          f0=target_f0, langs={"en"}, libri_id=str(libri_id), subset=subset)
+                outputs = []
+                for index, (item, staged, _) in enumerate(chosen):
+                    dest = self._libri_path(ls, subset, libri_id, index)
+                    outputs.append(str(dest))
+                    self.libri.append(dict(subset=subset, libri_id=libri_id, index=index, text=item.text,
+                                           dest=str(dest), pool_spk=spk, origin=staged))
+                pseudo_tasks.append(dict(inputs=[c[1] for c in chosen], outputs=outputs,
+                                         pitch=target_f0 / src_f0, alpha=scale))
+        for plan in plans:
+            Path(plan["dest"]).parent.mkdir(parents=True, exist_ok=True)
+            data, sr = soundfile.read(plan["src"], dtype="float32")
+            soundfile.write(plan["dest"], data, sr, subtype="PCM_16")
+        durations: dict[str, float] = {p["dest"]: soundfile.info(p["dest"]).duration for p in plans}
+        for results in self._pool_map(_pseudo_task, pseudo_tasks, "pseudo-speakers"):
+            durations.update(dict(results))
+        # transcripts and SPEAKERS.TXT
+        chapters: dict[tuple[str, int], list[dict]] = defaultdict(list)
+        for row in self.libri:
+            row["duration"] = durations[row["dest"]]
+            chapters[(row["subset"], row["libri_id"])].append(row)
+        for (subset, libri_id), rows in chapters.items():
+            chapter = libri_id * 10 + 1
+            lines = [f"{libri_id}-{chapter}-{r['index']:04d} {_libri_text(r['text'])}\n"
+                     for r in sorted(rows, key=lambda r: r["index"])]
+            atomic_write_text(ls / subset / str(libri_id) / str(chapter) / f"{libri_id}-{chapter}.trans.txt",
+                              "".join(lines))
+        minutes = Counter()
+        for row in self.libri:
+            minutes[row["libri_id"]] += row["duration"] / 60
+        lines = [";ID  |SEX| SUBSET           |MINUTES| NAME\n"]
+        for info in sorted(self.speakers.values(), key=lambda i: int(i["libri_id"] or 0)):
+            if not info["libri_id"]:
+                continue
+            lid = int(info["libri_id"])
+            name = f"{info['kind']}: {info['spk']} ({info['source']})"
+            lines.append(f"{lid:<5}| {info['gender'].upper()} | {info['subset']:<17}| {minutes[lid]:5.2f} | {name}\n")
+        atomic_write_text(ls / "SPEAKERS.TXT", "".join(lines))
+        for spk in ("ast_allison", "tp_en_gb"):
+            if spk in self.speakers:
+                self.speakers[spk]["langs"].add("en")
+
+    @staticmethod
+    def _libri_path(ls: Path, subset: str, libri_id: int, index: int) -> Path:
+        chapter = libri_id * 10 + 1
+        return ls / subset / str(libri_id) / str(chapter) / f"{libri_id}-{chapter}-{index:04d}.flac"
+
+    def build_pool_index(self) -> None:
+        """The speech pool: every non-English real utterance plus the LibriSpeech tree."""
+        speech = self.out / "speech"
+        for item, staged, dur in self.staged:
+            if item.lang == "en":
+                continue       # English lives in the LibriSpeech tree (no duplicates)
+            dest = speech / item.lang / item.spk / f"{item.spk}-{item.lang}_{item.name}.flac"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            data, sr = soundfile.read(staged, dtype="float32")
+            soundfile.write(str(dest), data, sr, subtype="PCM_16")
+            self.speakers[item.spk]["langs"].add(item.lang)
+            self.utts.append(dict(utt=f"{item.spk}-{item.lang}_{item.name}", spk=item.spk, lang=item.lang,
+                                  path=src.relpath(dest, self.out), duration=dur, text=item.text,
+                                  split="pool"))
+        for row in self.libri:
+            utt_name = Path(row["dest"]).stem.replace("-", "_")
+            self.utts.append(dict(utt=f"{row['pool_spk']}-en_{utt_name}", spk=row["pool_spk"], lang="en",
+                                  path=src.relpath(row["dest"], self.out), duration=row["duration"],
+                                  text=row["text"], split=row["subset"]))
+        self.utts.sort(key=lambda r: r["utt"])
+        shutil.rmtree(self.out / ".stage")
+
+    # -- noise, music, pictures
+    def build_noise(self) -> None:
+        noise_dir = self.out / "noise"
+        stamps = self._cap(self._unique(src.tuxpaint_stamp_sounds(self.root)), self.size["stamp_cap"])
+        ui = self._unique(src.ui_sounds(self.root))
+        moh, mods = src.music_tracks(self.root)
+        self.pairs = []
+        for item in tqdm(stamps + ui, desc="sound effects", unit="clip", file=sys.stderr):
+            try:
+                signal = _read_any(item.path, seconds=30.0)
+            except Exception as err:   # noqa: BLE001
+                self.report.skip("corrupt or undecodable", item.path, str(err))
+                continue
+            problem = _problem(signal, MIN_NOISE_SECONDS)
+            if problem:
+                self.report.skip("too short" if "shorter" in problem else "empty or silent", item.path, problem)
+                continue
+            dest = noise_dir / item.category / f"{item.name}.wav"
+            _write(dest, _finish(signal))
+            self._add_noise(item.name, dest, item.category, item.package, signal.size / SR)
+            if item.image:
+                self.pairs.append((item, dest))
+        for item in moh:
+            for clip in range(self.size["moh_clips"]):
+                try:
+                    signal = _read_any(item.path, seconds=20.0, offset=15.0 + 40.0 * clip)
+                except Exception as err:   # noqa: BLE001
+                    self.report.skip("corrupt or undecodable", item.path, str(err))
+                    break
+                if _problem(signal):
+                    continue
+                name = f"{item.name}_{clip}"
+                dest = noise_dir / "music" / f"{name}.wav"
+                _write(dest, _finish(signal))
+                self._add_noise(name, dest, "music", item.package, signal.size / SR)
+        music48 = self.out / "music48k"
+        self.music48 = []
+        for item in mods[: self.size["music_tracks"]]:
+            try:
+                stereo = _render_module(item.path, self.size["music_seconds"])
+            except RuntimeError as err:
+                self.report.skip("corrupt or undecodable", item.path, str(err))
+                continue
+            if _problem(stereo.mean(axis=1)):
+                self.report.skip("empty or silent", item.path)
+                continue
+            peak = float(np.max(np.abs(stereo)))
+            stereo = stereo * np.float32(min(1.0, 0.97 / max(peak, 1e-9)))
+            dest = music48 / f"{item.name}.flac"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(dest), stereo, 48000, subtype="PCM_16")
+            self.music48.append(dict(name=item.name, path=src.relpath(dest, self.out),
+                                     duration=stereo.shape[0] / 48000, package=item.package))
+            mono = resample(stereo.mean(axis=1), 48000, SR)
+            pool_dest = noise_dir / "music" / f"{item.name}.wav"
+            _write(pool_dest, _finish(mono))
+            self._add_noise(item.name, pool_dest, "music", item.package, mono.size / SR)
+        # coloured noise (channel/environment/background) and babble (human group sounds)
+        for colour, exponent in (("white", 0), ("pink", 1), ("brown", 2), ("blue", -1), ("violet", -2)):
+            for clip in range(self.size["noise_clips"]):
+                name = f"noise_{colour}_{clip}"
+                dest = noise_dir / "background" / f"{name}.wav"
+                _write(dest, _colored_noise(self.rng, 10.0 if not self.opt.small else 4.0, exponent))
+                self._add_noise(name, dest, "background", "synthetic (numpy)", 10.0 if not self.opt.small else 4.0)
+        talkers = [u for u in self.utts if u["split"] == "pool"]
+        for clip in range(self.size["babble"]):
+            seconds = 6.0 if not self.opt.small else 3.0
+            mix = np.zeros(int(seconds * SR), np.float32)
+            for pick in self.rng.choice(len(talkers), 6, replace=False):
+                signal = soundfile.read(self.out / talkers[pick]["path"], dtype="float32")[0]
+                signal = np.tile(signal, int(np.ceil(mix.size / signal.size)))[: mix.size]
+                mix += np.roll(signal, int(self.rng.integers(mix.size))) / max(1e-3, float(np.std(signal)))
+            name = f"babble_{clip}"
+            dest = noise_dir / "human" / f"{name}.wav"
+            _write(dest, _finish(0.3 * mix / float(np.max(np.abs(mix)))))
+            self._add_noise(name, dest, "human", "speech pool (6 talkers mixed)", seconds)
+        self.noise.sort(key=lambda r: r["clip"])
+
+    def _add_noise(self, name: str, dest: Path, category: str, package: str, duration: float) -> None:
+        self.noise.append(dict(clip=name, category=category, path=src.relpath(dest, self.out),
+                               source=package, duration=duration))
+
+    def build_pairs(self) -> None:
+        """Tux Paint sound effects with their pictures: audio_image/<category>/<name>.{wav,png}."""
+        root = self.out / "audio_image"
+        rows = []
+        for item, wav in self.pairs:
+            group = item.group.replace("/", "_")
+            dest_dir = root / group
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            audio = dest_dir / wav.name
+            os.link(wav, audio) if _same_fs(wav, dest_dir) else shutil.copyfile(wav, audio)
+            image = dest_dir / (wav.stem + Path(item.image).suffix)
+            shutil.copyfile(item.image, image)
+            rows.append(f"{wav.stem}\t{item.group}\t{item.category}\t{src.relpath(audio, self.out)}\t"
+                        f"{src.relpath(image, self.out)}\n")
+        atomic_write_text(root / "index.tsv", "name\tgroup\tcategory\taudio\timage\n" + "".join(sorted(rows)))
+
+    def build_wham(self) -> None:
+        """WHAM!-style noise: ambient scenes (babble or coloured noise + events), tr/cv/tt.
+
+        Every source clip belongs to exactly one split (by a hash of its name), so the scenes
+        of two splits never share a recording.
+        """
+        root = self.out / "wham_noise"
+        by_split: dict[str, list[dict]] = defaultdict(list)
+        for row in self.noise:
+            bucket = int(hashlib.md5(row["clip"].encode()).hexdigest(), 16) % 10
+            by_split["tt" if bucket == 0 else "cv" if bucket == 1 else "tr"].append(row)
+        seconds = self.size["wham_seconds"]
+        n = int(seconds * SR)
+        for split, count in zip(("tr", "cv", "tt"), self.size["wham"]):
+            pool = by_split[split]
+            beds = [r for r in pool if r["category"] in ("background", "human") or r["clip"].startswith("moh_")]
+            events = [r for r in pool if r not in beds]
+            if not beds:
+                beds = pool
+            lines = ["utterance_id,duration,sample_rate,components\n"]
+            for index in range(count):
+                parts = [beds[int(self.rng.integers(len(beds)))]] + \
+                    [events[int(i)] for i in self.rng.choice(len(events), min(2, len(events)), replace=False)]
+                mix = np.zeros(n, np.float32)
+                for k, row in enumerate(parts):
+                    signal = soundfile.read(self.out / row["path"], dtype="float32")[0]
+                    if signal.size < n:
+                        signal = np.tile(signal, int(np.ceil(n / signal.size))) if k == 0 else \
+                            np.pad(signal, (int(self.rng.integers(n - signal.size + 1)), 0))
+                    signal = signal[:n]
+                    signal = np.pad(signal, (0, n - signal.size))
+                    gain = 1.0 if k == 0 else 10 ** (self.rng.uniform(-12, 0) / 20)
+                    mix += gain * signal / max(1e-4, float(np.sqrt(np.mean(signal ** 2))))
+                mix = _finish(0.1 * mix / max(1e-4, float(np.sqrt(np.mean(mix ** 2)))))
+                name = f"{split}_{index:04d}"
+                _write(root / split / f"{name}.wav", mix)
+                lines.append(f"{name},{seconds},{SR},{'+'.join(r['clip'] for r in parts)}\n")
+            atomic_write_text(root / "metadata" / f"noise_meta_{split}.csv", "".join(lines))
+
+    def build_dns(self) -> None:
+        """DNS-Challenge-style: datasets/clean/<language>/*.flac and datasets/noise/*.wav (links)."""
+        root = self.out / "dns" / "datasets"
+        by_lang: dict[str, list[dict]] = defaultdict(list)
+        for row in self.utts:
+            if row["split"] in ("pool", "train-clean-100"):
+                by_lang[row["lang"]].append(row)
+        for lang, rows in sorted(by_lang.items()):
+            for row in self._cap(rows, self.size["dns_per_lang"]):
+                dest = root / "clean" / src.LANG_NAMES.get(lang, lang) / Path(row["path"]).name
+                _link(self.out / row["path"], dest)
+        for row in self.noise:
+            if row["category"] != "music":
+                _link(self.out / row["path"], root / "noise" / Path(row["path"]).name)
+
+    # -- metadata
+    def write_metadata(self) -> None:
+        header = "utt\tspk\tlang\tsplit\tduration\tpath\ttext\n"
+        atomic_write_text(self.out / "speech" / "index.tsv", header + "".join(
+            f"{r['utt']}\t{r['spk']}\t{r['lang']}\t{r['split']}\t{r['duration']:.3f}\t{r['path']}\t{r['text']}\n"
+            for r in self.utts))
+        atomic_write_text(self.out / "noise" / "index.tsv", "clip\tcategory\tduration\tpath\tsource\n" + "".join(
+            f"{r['clip']}\t{r['category']}\t{r['duration']:.3f}\t{r['path']}\t{r['source']}\n" for r in self.noise))
+        atomic_write_text(self.out / "music48k" / "index.tsv", "name\tduration\tpath\tsource\n" + "".join(
+            f"{r['name']}\t{r['duration']:.3f}\t{r['path']}\t{r['package']}\n" for r in self.music48))
+        used = {r["spk"] for r in self.utts}
+        rows = []
+        for spk in sorted(used):
+            info = self.speakers[spk]
+            rows.append(f"{spk}\t{info['gender']}\t{','.join(sorted(info['langs']))}\t{info['kind']}\t"
+                        f"{info['gender_rule']}\t{info['f0']:.1f}\t{info['libri_id'] or '-'}\t"
+                        f"{info['subset'] or '-'}\t{info['source']}\n")
+        atomic_write_text(self.out / "speakers.tsv",
+                          "spk\tgender\tlangs\tkind\tgender_rule\tmedian_f0\tlibri_id\tlibri_subset\tsource\n"
+                          + "".join(rows))
+        self._write_readme(used)
+        self._write_licenses()
+
+    def _write_readme(self, used: set[str]) -> None:
+        hours = sum(r["duration"] for r in self.utts) / 3600
+        by_lang = Counter(r["lang"] for r in self.utts)
+        dur_lang = Counter()
+        for r in self.utts:
+            dur_lang[r["lang"]] += r["duration"] / 60
+        kinds = Counter((self.speakers[s]["kind"], self.speakers[s]["gender"]) for s in used)
+        lines = [
+            "# Mini corpus", "",
+            f"Built by `tools/make_mini_corpus.sh`{' --small' if self.opt.small else ''} "
+            f"(format {FORMAT_VERSION}, seed {self.opt.seed}). Real recorded speech, noise and music from "
+            "Debian packages (see LICENSES.md); English pseudo-speakers are pitch- and formant-shifted "
+            "copies of a real voice.", "",
+            "## Speech", "",
+            f"- utterances: {len(self.utts)}, hours: {hours:.2f}",
+            f"- speakers: {len(used)} = "
+            + ", ".join(f"{k} {g}: {kinds[(k, g)]}" for k in ("real", "pseudo") for g in ("f", "m")),
+            f"- languages ({len(by_lang)}): " + ", ".join(f"{l} {by_lang[l]} utts / {dur_lang[l]:.1f} min"
+                                                         for l in sorted(by_lang)),
+            "", "LibriSpeech layout (English only):", "",
+            "| subset | speakers f | speakers m | real | pseudo | utterances | minutes |", "|---|---|---|---|---|---|---|"]
+        for subset in ("train-clean-100", "dev-clean", "test-clean"):
+            spks = {r["pool_spk"] for r in self.libri if r["subset"] == subset}
+            g = Counter(self.speakers[s]["gender"] for s in spks)
+            k = Counter(self.speakers[s]["kind"] for s in spks)
+            rows = [r for r in self.libri if r["subset"] == subset]
+            lines.append(f"| {subset} | {g['f']} | {g['m']} | {k['real']} | {k['pseudo']} | {len(rows)} | "
+                         f"{sum(r['duration'] for r in rows) / 60:.1f} |")
+        lines += ["", "Gender: stated by the package for asterisk voices; from the median F0 (>= 160 Hz: f) "
+                  "for Tux Paint voices; from the target F0 for pseudo-speakers (f: 165-240 Hz with formants "
+                  "x0.95-1.08, m: 85-145 Hz with formants x0.80-0.90 of the female source). "
+                  "Tux Paint is assumed to have one speaker per language.", "",
+                  "## Noise and music", "", "| AudioSet category | clips | minutes |", "|---|---|---|"]
+        cats = Counter(r["category"] for r in self.noise)
+        for cat in src.AUDIOSET_CATEGORIES:
+            mins = sum(r["duration"] for r in self.noise if r["category"] == cat) / 60
+            lines.append(f"| {src.AUDIOSET_NAMES[cat]} (`{cat}`) | {cats[cat]} | {mins:.1f} |")
+        lines += ["", f"Stereo 48 kHz music (music48k/): {len(self.music48)} tracks.",
+                  f"Sound/picture pairs (audio_image/): {len(self.pairs)}.",
+                  f"WHAM!-style noise scenes (wham_noise/): tr/cv/tt = {'/'.join(map(str, self.size['wham']))}.",
+                  "", "## Skipped source files", ""]
+        if self.report.skipped:
+            lines += [f"- {reason}: {count}" for reason, count in sorted(self.report.skipped.items())]
+        else:
+            lines.append("- none")
+        lines += ["", "## Layout", "",
+                  "- `LibriSpeech/{train-clean-100,dev-clean,test-clean}/<spk>/<chapter>/*.flac`, `*.trans.txt`, "
+                  "`SPEAKERS.TXT`",
+                  "- `speech/<lang>/<spk>/*.flac` (non-English), `speech/index.tsv` (all speech, English included)",
+                  "- `speakers.tsv`: spk, gender, langs, kind (real|pseudo), gender rule, median F0, LibriSpeech id",
+                  "- `noise/<category>/*.wav` (16 kHz mono, AudioSet top-level category), `noise/index.tsv`",
+                  "- `music48k/*.flac` (48 kHz stereo), `audio_image/<group>/<name>.{wav,png|svg}`",
+                  "- `wham_noise/{tr,cv,tt}/*.wav`, `wham_noise/metadata/noise_meta_*.csv`",
+                  "- `dns/datasets/clean/<language>/*.flac`, `dns/datasets/noise/*.wav` (hard links)", "",
+                  "Python: `speechlib.data.mini` writes Kaldi data dirs from these indexes."]
+        atomic_write_text(self.out / "README.md", "\n".join(lines) + "\n")
+
+    def _write_licenses(self) -> None:
+        lines = ["# Sources and licenses", "",
+                 "Every file here derives from these Debian (bookworm) packages; licenses are those of each "
+                 "package's `debian/copyright`.", "", "| package | license | what was taken |", "|---|---|---|"]
+        for package, (license_, what) in src.PACKAGES.items():
+            lines.append(f"| {package} | {license_} | {what} |")
+        lines += ["", "Coloured noise is generated (numpy); babble mixes speech-pool utterances; pseudo-speakers "
+                  "are transformed copies of asterisk-core-sounds-en (CC-BY-SA-3.0: share alike)."]
+        atomic_write_text(self.out / "LICENSES.md", "\n".join(lines) + "\n")
+
+    def run(self) -> None:
+        self.build_speech()
+        self.build_librispeech()
+        self.build_pool_index()
+        self.build_noise()
+        self.build_pairs()
+        self.build_wham()
+        self.build_dns()
+        self.write_metadata()
+        if self.report.warnings:
+            atomic_write_text(self.out / "skipped.txt", "\n".join(self.report.warnings) + "\n")
+
+
+def _libri_text(text: str) -> str:
+    """LibriSpeech style: upper case words, apostrophes kept, other punctuation dropped."""
+    cleaned = "".join(ch if ch.isalnum() or ch == "'" else " " for ch in text.upper())
+    return " ".join(cleaned.split())
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
+
+
+def _link(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+def extract_debs(debs: list[Path], dest: Path) -> None:
+    for deb in tqdm(debs, desc="extract packages", unit="deb", file=sys.stderr):
+        proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise InputError(f"cannot unpack: {proc.stderr.decode(errors='replace').strip()} "
+                             "(delete it and run tools/make_mini_corpus.sh again to re-download)", str(deb))
+
+
+def is_complete(out: Path, options: Options) -> bool:
+    marker = out / ".complete"
+    return marker.is_file() and marker.read_text().strip() == options.digest()
+
+
+def build(debs_dir: Path, out: Path, options: Options) -> bool:
+    """Build `out` unless a complete corpus with the same options is there; True if built."""
+    if is_complete(out, options):
+        return False
+    for pattern in (f".{out.name}.*.tmp", ".mini-src.*"):   # left by a killed build
+        for stale in out.parent.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
+    needed = sorted(src.PACKAGES)
+    debs = []
+    for package in needed:
+        found = sorted(debs_dir.glob(f"{package}_*.deb"))
+        if not found:
+            raise InputError(f"package {package} not downloaded; run tools/make_mini_corpus.sh, or point "
+                             f"--from-dir at a directory holding {package}_*.deb", str(debs_dir))
+        debs.append(found[-1])
+    with atomic_directory(out) as tmp, tempfile.TemporaryDirectory(dir=out.parent, prefix=".mini-src.") as unpack:
+        extract_debs(debs, Path(unpack))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Builder(Path(unpack), tmp, options).run()
+        (tmp / ".complete").write_text(options.digest() + "\n")
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--debs", required=True, type=Path, help="directory with the downloaded .deb files")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--small", action="store_true", help="few utterances per speaker (CI)")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--check", action="store_true", help="exit 0 if complete, 1 if not; build nothing")
+    args = parser.parse_args()
+    options = Options(small=args.small, seed=args.seed, jobs=args.jobs)
+    out = args.out.resolve()
+    if args.check:
+        return 0 if is_complete(out, options) else 1
+    if build(args.debs.resolve(), out, options):
+        print(f"mini_build: built {out}", file=sys.stderr)
+    else:
+        print(f"mini_build: {out} is complete, nothing to do", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    exit_on_input_error("mini_build", main)
