@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Kaldi's validate_data_dir.sh for this repository. The rules live in speechlib/data/datadir.py;
+# this wrapper only finds the repository and its Python. Usage: utils/validate_data_dir.sh --help
+root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+python=$root/tools/venv/bin/python
+[ -x "$python" ] || python=python3
+PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH} exec "$python" -m speechlib.data.cli validate "$@"
