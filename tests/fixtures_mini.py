@@ -1,0 +1,24 @@
+"""Session fixtures for the mini corpus, shared by every test that needs real audio.
+
+`mini_small`: the `--small` corpus (every promised speaker count, fewer utterances), built once
+per test session into a temp dir from the cached packages (tools/downloads; fetched with
+`apt-get download` on a fresh machine). About 30 s. Never skipped: a failure to build fails.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MAKE_MINI = REPO / "tools" / "make_mini_corpus.sh"
+
+
+@pytest.fixture(scope="session")
+def mini_small(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mini") / "mini"
+    proc = subprocess.run([str(MAKE_MINI), "--small", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / ".complete").is_file()
+    return out
