@@ -56,6 +56,7 @@ class LocalSlurm:
         self.conf = self.root / "slurm.conf"
         self.socket = self.root / "run" / "munge.socket"
         self.procs: dict[str, subprocess.Popen] = {}
+        self.extra: list[str] = []
 
     @property
     def env(self) -> dict[str, str]:
@@ -95,6 +96,10 @@ class LocalSlurm:
             "DefMemPerCPU=100",
             "ReturnToService=2",
             "KillWait=5",
+            # Stock Slurm waits 3 s (batch_sched_delay) before starting a batch job freed up
+            # by a finished one; with 0 the next array task starts within ~1 s.
+            "SchedulerParameters=batch_sched_delay=0",
+            *self.extra,
             f"NodeName={self.host} CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN",
             "PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
             "",

@@ -210,3 +210,23 @@ def test_controller_down_is_one_line(slurm_cluster, tmp_path):
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert "cannot be reached" in done.stderr and "scontrol ping" in done.stderr
     assert time.monotonic() - started < 100
+
+
+def test_squeue_is_asked_at_most_once_a_second(slurm_cluster, tmp_path, monkeypatch):
+    from speechlib.launch import slurm as launcher
+    calls: list[float] = []
+    real = launcher.run_client
+
+    def counting(argv, timeout=60):
+        if argv[0] == "squeue":
+            calls.append(time.monotonic())
+        return real(argv, timeout)
+
+    monkeypatch.setattr(launcher, "run_client", counting)
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    monkeypatch.chdir(tmp_path)
+    code = launcher.main(["--config", str(DEFAULT_CONFIG), "JOB=1:2", "log/s.JOB.log",
+                          "sleep", "3"])
+    assert code == 0
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert len(calls) >= 2 and min(gaps) >= 0.99

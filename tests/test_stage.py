@@ -55,3 +55,14 @@ def test_bad_config_is_one_clear_error(tmp_path):
     bad.write_text("output_folder: x\nmodel: !new:torch.nn.Linear\n  in_features: 3\n")
     with pytest.raises(InputError, match="cannot build the objects"):
         start_stage("x", [str(bad)])
+
+
+def test_seed_reaches_the_weights_the_config_builds(tmp_path):
+    config = tmp_path / "m.yaml"
+    config.write_text("seed: 5\noutput_folder: !PLACEHOLDER\nmodel: !new:torch.nn.Linear [4, 2]\n")
+    argv = [str(config), "--output_folder", str(tmp_path / "e")]
+    first = start_stage("train", argv).hparams["model"].weight.detach().clone()
+    torch.manual_seed(1234)
+    assert torch.equal(first, start_stage("train", argv).hparams["model"].weight)
+    other = start_stage("train", argv + ["--seed", "6"]).hparams["model"].weight
+    assert not torch.equal(first, other)

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import random
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ def start_stage(name: str, argv: list[str] | None = None, corpus_key: str = "cor
 
     argv = sys.argv[1:] if argv is None else argv
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    # Under torchrun every process joins the group before anything else (no-op otherwise).
+    sb.utils.distributed.ddp_init_group(run_opts)
     try:
         with open(hparams_file, encoding="utf-8") as handle:
             resolved = resolve_references(handle, overrides).getvalue()
@@ -83,6 +86,9 @@ def start_stage(name: str, argv: list[str] | None = None, corpus_key: str = "cor
         raise InputError("config file does not exist", hparams_file) from None
     except (ValueError, KeyError) as err:
         raise InputError(f"bad config or override: {err}", hparams_file) from None
+    # Seed before the config builds the model, so every process starts from the same weights.
+    seed_line = re.search(r"^seed:\s*(-?\d+)\s*$", resolved, flags=re.MULTILINE)
+    set_seed(int(seed_line.group(1)) if seed_line else 0)
     try:
         hparams = load_hyperpyyaml(io.StringIO(resolved))
     except (TypeError, ValueError, KeyError, AttributeError, ImportError) as err:
@@ -90,7 +96,6 @@ def start_stage(name: str, argv: list[str] | None = None, corpus_key: str = "cor
         raise InputError(f"cannot build the objects the config names: {detail}", hparams_file) from None
     if "output_folder" not in hparams:
         raise InputError("config has no 'output_folder' (the exp dir)", hparams_file)
-    set_seed(int(hparams.get("seed", 0)))
     exp_dir = Path(hparams["output_folder"])
     fingerprint = hashlib.sha256(resolved.encode()).hexdigest()[:16]
     if _is_main_process():

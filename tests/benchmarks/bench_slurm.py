@@ -20,6 +20,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,7 @@ def main() -> int:
     rows.append(time_command("utils/run.py (local)",
                              [sys.executable, str(REPO / "utils" / "run.py"), f"JOB=1:{args.tasks}",
                               "local/log/t.JOB.log", "true"], dict(os.environ), workdir))
+    shutil.rmtree(workdir, ignore_errors=True)
     for row in rows:
         row["per_task_s"] = row["wall_s"] / args.tasks
     print(f"{args.tasks} trivial tasks, node with {cpus} CPUs (one task per CPU at a time)")
