@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from speechlib.io.errors import InputError
-from speechlib.io.kaldi import write_table
+from speechlib.data.writer import write_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CATEGORIES = ("human", "source_ambiguous", "animal", "things", "music", "natural", "background")
@@ -93,20 +93,15 @@ def speech_pool(dest_dir: str | os.PathLike, root: str | os.PathLike | None = No
     if not rows:
         raise InputError(f"no utterances match langs={want_langs} kinds={want_kinds} splits={want_splits}",
                          str(base))
-    out = Path(dest_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(out / "wav.scp", {r["utt"]: str((base / r["path"]).resolve()) for r in rows})
-    write_table(out / "utt2spk", {r["utt"]: r["spk"] for r in rows})
-    write_table(out / "text", {r["utt"]: r["text"] for r in rows})
-    write_table(out / "utt2lang", {r["utt"]: r["lang"] for r in rows})
-    write_table(out / "utt2dur", {r["utt"]: r["duration"] for r in rows})
-    write_table(out / "utt2kind", {r["utt"]: spk_info[r["spk"]]["kind"] for r in rows})
-    spk2utt: dict[str, list[str]] = {}
-    for r in sorted(rows, key=lambda r: r["utt"]):
-        spk2utt.setdefault(r["spk"], []).append(r["utt"])
-    write_table(out / "spk2utt", spk2utt)
-    write_table(out / "spk2gender", {spk: spk_info[spk]["gender"] for spk in spk2utt})
-    return out
+    tables = {
+        "wav.scp": {r["utt"]: str((base / r["path"]).resolve()) for r in rows},
+        "text": {r["utt"]: r["text"] for r in rows},
+        "utt2lang": {r["utt"]: r["lang"] for r in rows},
+        "utt2dur": {r["utt"]: r["duration"] for r in rows},
+        "utt2kind": {r["utt"]: spk_info[r["spk"]]["kind"] for r in rows},
+    }
+    spk2gender = {spk: info["gender"] for spk, info in spk_info.items()}
+    return write_data_dir(dest_dir, {r["utt"]: r["spk"] for r in rows}, tables, spk2gender)
 
 
 def noise_pool(dest_dir: str | os.PathLike, root: str | os.PathLike | None = None,
@@ -122,14 +117,12 @@ def noise_pool(dest_dir: str | os.PathLike, root: str | os.PathLike | None = Non
     rows = [r for r in noise_index(base) if wanted is None or r["category"] in wanted]
     if not rows:
         raise InputError(f"no noise clips match categories={wanted}", str(base))
-    out = Path(dest_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(out / "wav.scp", {r["clip"]: str((base / r["path"]).resolve()) for r in rows})
-    write_table(out / "utt2category", {r["clip"]: r["category"] for r in rows})
-    write_table(out / "utt2dur", {r["clip"]: r["duration"] for r in rows})
-    write_table(out / "utt2spk", {r["clip"]: r["clip"] for r in rows})
-    write_table(out / "spk2utt", {r["clip"]: r["clip"] for r in rows})
-    return out
+    tables = {
+        "wav.scp": {r["clip"]: str((base / r["path"]).resolve()) for r in rows},
+        "utt2category": {r["clip"]: r["category"] for r in rows},
+        "utt2dur": {r["clip"]: r["duration"] for r in rows},
+    }
+    return write_data_dir(dest_dir, {r["clip"]: r["clip"] for r in rows}, tables)
 
 
 def librispeech_root(root: str | os.PathLike | None = None) -> Path:

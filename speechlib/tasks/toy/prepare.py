@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from speechlib.io.atomic import atomic_directory
+from speechlib.data.writer import write_data_dir
 from speechlib.io.audio import write_audio
 from speechlib.io.errors import exit_on_input_error
-from speechlib.io.kaldi import write_table
 from speechlib.signal.noise import coloured_noise
 from speechlib.tasks.stage import start_stage
 
@@ -23,22 +22,16 @@ def write_split(data_dir: Path, wav_dir: Path, speakers: list[str], hp: dict,
     colours = list(hp["colours"])
     num_samples = int(hp["duration"] * hp["sample_rate"])
     wav_scp, utt2spk, utt2label, utt2dur = {}, {}, {}, {}
-    with atomic_directory(data_dir) as tmp:
-        for spk in tqdm(speakers, desc=f"prepare {data_dir.name}", leave=False):
-            gain = rng.uniform(0.01, 0.1)
-            for colour in colours:
-                for index in range(hp["utts_per_colour"]):
-                    utt = f"{spk}-{colour}-{index:03d}"
-                    path = (wav_dir / f"{utt}.wav").resolve()
-                    write_audio(path, gain * coloured_noise(num_samples, colour, rng), hp["sample_rate"])
-                    wav_scp[utt], utt2spk[utt] = str(path), spk
-                    utt2label[utt], utt2dur[utt] = colour, f"{num_samples / hp['sample_rate']:.3f}"
-        spk2utt: dict[str, list[str]] = {}
-        for utt, spk in sorted(utt2spk.items()):
-            spk2utt.setdefault(spk, []).append(utt)
-        for name, table in [("wav.scp", wav_scp), ("utt2spk", utt2spk), ("spk2utt", spk2utt),
-                            ("utt2label", utt2label), ("utt2dur", utt2dur)]:
-            write_table(tmp / name, table)
+    for spk in tqdm(speakers, desc=f"prepare {data_dir.name}", leave=False):
+        gain = rng.uniform(0.01, 0.1)
+        for colour in colours:
+            for index in range(hp["utts_per_colour"]):
+                utt = f"{spk}-{colour}-{index:03d}"
+                path = (wav_dir / f"{utt}.wav").resolve()
+                write_audio(path, gain * coloured_noise(num_samples, colour, rng), hp["sample_rate"])
+                wav_scp[utt], utt2spk[utt] = str(path), spk
+                utt2label[utt], utt2dur[utt] = colour, f"{num_samples / hp['sample_rate']:.3f}"
+    write_data_dir(data_dir, utt2spk, {"wav.scp": wav_scp, "utt2label": utt2label, "utt2dur": utt2dur})
 
 
 def main() -> None:
