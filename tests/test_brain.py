@@ -35,3 +35,31 @@ def test_finite_training_runs():
     brain = Regression(modules={"model": torch.nn.Linear(1, 1)}, opt_class=lambda p: torch.optim.SGD(p, 0.01),
                        run_opts={"device": "cpu"})
     brain.fit(range(2), dataset(None), train_loader_kwargs={"batch_size": 2})
+
+
+def test_checkpoint_is_invisible_until_complete(tmp_path, monkeypatch):
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    from speechlib.tasks.brain import AtomicCheckpointer
+
+    model = torch.nn.Linear(2, 2)
+    checkpointer = Checkpointer(tmp_path, recoverables={"model": model, "other": torch.nn.Linear(1, 1)})
+    RecipeBrain(modules={"model": model}, checkpointer=checkpointer, run_opts={"device": "cpu"})
+    assert isinstance(checkpointer, AtomicCheckpointer)
+    good = checkpointer.save_checkpoint()
+    assert (good.path / "CKPT.yaml").is_file() and not list(good.path.glob("*.pending"))
+
+    # a save killed while writing tensors: the meta file is still pending, so it is no checkpoint
+    def killed(obj, path):
+        raise KeyboardInterrupt("killed while saving")
+    monkeypatch.setitem(checkpointer.custom_save_hooks, "other", killed)
+    with pytest.raises(KeyboardInterrupt):
+        checkpointer.save_checkpoint()
+    monkeypatch.delitem(checkpointer.custom_save_hooks, "other")
+    assert [c.path for c in checkpointer.list_checkpoints()] == [good.path]
+
+    # a checkpoint half deleted (a tensor file gone) is skipped, not loaded
+    newer = checkpointer.save_checkpoint()
+    (newer.path / "other.ckpt").unlink()
+    assert checkpointer.find_checkpoint().path == good.path
+    assert checkpointer.recover_if_possible().path == good.path
