@@ -42,6 +42,8 @@ def test_bad_tables_are_refused():
 
 def test_write_and_collect(tmp_path):
     recipe = tmp_path / "egs" / "demo"
+    (recipe / "exp" / "a").mkdir(parents=True)
+    (recipe / "exp" / "a" / "hist.png").write_bytes(b"png")
     md = write_results(recipe / "exp" / "a", "demo", [table()], corpus="mini", figures=["hist.png"])
     text = md.read_text()
     assert "Corpus: **mini**" in text and "not comparable" in text
@@ -54,5 +56,7 @@ def test_write_and_collect(tmp_path):
     out = collect(recipe)
     combined = out.read_text()
     assert "## demo (`exp/a`)" in combined and "## demo b (`exp/b`)" in combined
-    assert "![hist](exp/a/hist.png)" in combined
+    # figures under exp/ (not committed) are copied next to the recipe's RESULTS.md
+    assert "![a-hist](figures/a-hist.png)" in combined
+    assert (recipe / "figures" / "a-hist.png").read_bytes() == b"png"
     assert markdown_rows(combined)["*Noisy (paper)*"] == ["*1.11*", "*–*"]

@@ -5,12 +5,28 @@
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 from pathlib import Path
 
-from speechlib.io.atomic import atomic_write_text
+from speechlib.io.atomic import atomic_path, atomic_write_text
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.results.tables import load_results, render
+
+
+def publish_figure(recipe_dir: Path, exp_dir: Path, figure: str) -> str:
+    """Return the figure's link relative to the recipe dir; figures under exp/ (not committed)
+    are copied to <recipe>/figures/<exp-name>-<file> so the committed RESULTS.md shows them."""
+    source = (exp_dir / figure).resolve()
+    recipe = recipe_dir.resolve()
+    if not source.is_file():
+        return str(Path(exp_dir.relative_to(recipe_dir)) / figure)
+    if recipe in source.parents and (recipe / "exp") not in source.parents:
+        return str(source.relative_to(recipe))
+    target = recipe / "figures" / f"{exp_dir.name}-{source.name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target, suffix=source.suffix) as tmp:
+        shutil.copyfile(source, tmp)
+    return str(target.relative_to(recipe))
 
 
 def collect(recipe_dir: str | Path) -> Path:
@@ -24,7 +40,7 @@ def collect(recipe_dir: str | Path) -> Path:
     for path in found:
         title, env, tables, notes, figures = load_results(path)
         exp = path.parent.relative_to(recipe_dir)
-        figures = [os.path.join(str(exp), figure) for figure in figures]
+        figures = [publish_figure(recipe_dir, path.parent, figure) for figure in figures]
         body = render(title, env, tables, notes, figures)
         sections.append(body.replace(f"# {title}", f"## {title} (`{exp}`)", 1)
                         .replace("## Environment", "#### Environment"))
