@@ -16,6 +16,13 @@ REQUIRED = PINNED + [
     "tqdm>=4.60",
     "matplotlib>=3.7",
     "tensorboard>=2.14",
+    "pesq==0.0.4",
+    "pystoi==0.4.1",
+    "speechmos>=0.0.1.1",
+    "onnxruntime>=1.16",
+    "librosa>=0.10",
+    "pocketsphinx==5.1.1",
+    "amfm-decompy==1.0.12.2",
 ]
 TESTS = ["pytest>=7", "pytest-timeout>=2.1"]
 

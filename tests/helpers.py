@@ -24,3 +24,21 @@ def write_tone(path: Path, seconds: float = 0.5, sample_rate: int = 16000, freq:
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     soundfile.write(path, 0.3 * np.sin(2 * np.pi * freq * t), sample_rate, subtype="PCM_16")
     return path
+
+
+def copy_recipe(name: str, dest_parent: Path) -> Path:
+    """A copy of egs/<name> under `dest_parent`, so its data/ and exp/ live in a temp dir.
+
+    Symlinked path.sh/cmd.sh are copied as files; utils points back at the repository's.
+    Run it with MAIN_ROOT=REPO in the environment (path.sh then finds tools/venv).
+    """
+    import shutil
+
+    source = REPO / "egs" / name
+    dest = Path(dest_parent) / name
+    dest.mkdir(parents=True)
+    for file in ("run.sh", "db.sh", "path.sh", "cmd.sh"):
+        shutil.copy2((source / file).resolve(), dest / file)
+    shutil.copytree(source / "conf", dest / "conf")
+    (dest / "utils").symlink_to(REPO / "utils")
+    return dest

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -11,21 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, run
+from tests.helpers import REPO, copy_recipe, run
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture()
 def recipe(tmp_path) -> Path:
-    """A copy of egs/toy whose data/ and exp/ live in a temp dir."""
-    dest = tmp_path / "toy"
-    dest.mkdir()
-    for name in ("run.sh", "cmd.sh", "path.sh", "db.sh"):
-        shutil.copy2(REPO / "egs" / "toy" / name, dest / name)
-    shutil.copytree(REPO / "egs" / "toy" / "conf", dest / "conf")
-    (dest / "utils").symlink_to(REPO / "utils")
-    return dest
+    return copy_recipe("toy", tmp_path)
 
 
 def run_recipe(recipe: Path, *args: str) -> subprocess.CompletedProcess:

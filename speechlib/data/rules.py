@@ -9,7 +9,6 @@ from __future__ import annotations
 import bisect
 import math
 import operator
-import os
 import re
 from itertools import islice, repeat
 from typing import Callable, Sequence

@@ -1,0 +1,1 @@
+"""Evaluation metrics shared by the recipes (enhancement: SI-SDR, PESQ, STOI, DNSMOS)."""

@@ -1,0 +1,1 @@
+"""Neural network building blocks shared by the recipes: models, losses, layers."""

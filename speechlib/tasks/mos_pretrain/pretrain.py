@@ -1,0 +1,239 @@
+"""Stages 2-4 of egs/mos_pretrain: pre-train the encoders of one group of systems.
+
+    python -m speechlib.tasks.mos_pretrain.pretrain conf/mini_mos_pretrain.yaml --output_folder exp/x \\
+        --group pase --job 1 --nj 2
+
+Group `pase` (Table I and the PASE rows of Tables II/III), `masked` (Mockingjay-style encoder)
+or `plus` (PASE+ baseline). Job j of nj trains the group's systems j, j+nj, ... one after the
+other in this process. Each system trains with SpeechBrain's Brain and Checkpointer under
+exp/<tag>/encoders/<system>/ (a killed run resumes from its last checkpoint; a finished system
+with unchanged settings is skipped) and ends with encoder.pt + meta.json (parameter counts,
+throughput in utterances/s).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import speechbrain as sb
+import torch
+
+from speechlib.data.dataset import load_datadir_dataset
+from speechlib.io.audio import load_audio
+from speechlib.io.errors import InputError, exit_on_input_error
+from speechlib.io.kaldi import read_dict
+from speechlib.nn.masked_encoder import mask_frames
+from speechlib.nn.workers import WorkerSet
+from speechlib.signal import features
+from speechlib.tasks.brain import RecipeBrain
+from speechlib.tasks.mos_pretrain.distortions import distort
+from speechlib.tasks.mos_pretrain.systems import (TARGET_DIMS, build_encoder, count_params, encoder_kwargs,
+                                                  fingerprint, save_encoder, system_dir, system_names)
+from speechlib.tasks.stage import announce_resume, start_stage
+
+NOISE_KEYS = ("snr", "category", "region")
+
+
+def spectral_targets(wav: torch.Tensor, names: list[str], sample_rate: int) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for name in names:
+        base = name.removesuffix("_long")
+        if base == "lps":
+            value = features.lps(wav)
+        elif base == "mfcc":
+            value = features.mfcc(wav, sample_rate)
+        elif base == "fbank":
+            value = features.log_mel(wav, sample_rate)
+        else:
+            continue
+        out[name] = features.long_context(value) if name.endswith("_long") else value
+    return out
+
+
+class TargetNorm(torch.nn.Module):
+    """Per-dimension z-normalisation of the regression targets (PASE normalises with precomputed
+    statistics); statistics from the first training utterances, kept with the checkpoint."""
+
+    def __init__(self, dims: dict[str, int]):
+        super().__init__()
+        for name, dim in dims.items():
+            self.register_buffer(f"{name}_mean", torch.zeros(dim))
+            self.register_buffer(f"{name}_std", torch.ones(dim))
+
+    def fit(self, samples: dict[str, torch.Tensor]) -> None:
+        for name, value in samples.items():
+            flat = value.reshape(-1, value.shape[-1])
+            getattr(self, f"{name}_mean").copy_(flat.mean(0))
+            getattr(self, f"{name}_std").copy_(flat.std(0).clamp_min(1e-3))
+
+    def forward(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        return (value - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
+
+
+class PretrainBrain(RecipeBrain):
+    """Encoder + workers (+ the masked encoder's reconstruction layer), one Adam for all."""
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        wav = batch.inp[0]
+        encoder = self.modules.encoder
+        if self.hparams.kind == "masked":
+            feats = encoder.features(wav)
+            # masked in validation too, so that its loss is the same objective
+            masked, mask, _ = mask_frames(feats, self.hparams.mask_proportion)
+            emb = encoder.encode(masked)
+            return emb, feats, mask
+        return encoder(wav), None, None
+
+    def compute_objectives(self, predictions, batch, stage):
+        emb, feats, mask = predictions
+        target_wav = batch.target[0]
+        names = self.hparams.workers.regression_targets()
+        raw = spectral_targets(target_wav, names, self.hparams.sample_rate)
+        if "prosody" in names:
+            raw["prosody"] = batch.prosody[0]
+        targets = {name: self.modules.norm(name, value) for name, value in raw.items()}
+        targets["waveform"] = target_wav
+        for key in NOISE_KEYS:
+            targets[key] = torch.tensor([int(v) for v in getattr(batch, key)], device=self.device)
+        loss, parts = self.modules.workers(emb, targets)
+        if feats is not None:
+            recon = self.modules.recon(emb)
+            parts["reconstruction"] = (recon - feats).abs()[mask].mean()
+            loss = loss + parts["reconstruction"]
+        for name, value in parts.items():
+            self.part_sums[name] = self.part_sums.get(name, 0.0) + float(value.detach())
+        self.part_count += 1
+        return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        self.part_sums, self.part_count = {}, 0
+        if stage == sb.Stage.TRAIN:
+            self.epoch_start = time.time()
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        parts = {k: v / max(1, self.part_count) for k, v in self.part_sums.items()}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = {"loss": stage_loss, **parts}
+            self.train_seconds = getattr(self, "train_seconds", 0.0) + time.time() - self.epoch_start
+            return
+        if stage == sb.Stage.VALID:
+            valid = {"loss": stage_loss, **parts}
+            self.hparams.train_logger.log_stats({"epoch": epoch}, train_stats=self.train_stats, valid_stats=valid)
+            self.hparams.tb_logger.log_stats({"epoch": epoch}, train_stats=self.train_stats, valid_stats=valid)
+            self.checkpointer.save_and_keep_only(meta={"loss": stage_loss, "train_seconds": self.train_seconds},
+                                                 num_to_keep=1)
+
+
+def make_dataset(hp: dict, spec: dict, split: str, rng: np.random.Generator):
+    """Input signal (`inp`), the signal the targets come from (`target`), prosody and labels."""
+    kind = "clean" if spec.get("data", "noisy") == "clean" else "noisy"
+    data = Path(hp["data_folder"]) / f"pretrain_{split}_{kind}"
+    dataset = load_datadir_dataset(data, hp["sample_rate"], tuple(f"utt2{k}" for k in NOISE_KEYS))
+    sr = hp["sample_rate"]
+    noises, others = [], []
+    if spec.get("plus"):
+        noises = [load_audio(w, sr, on_rate_mismatch="resample")[0]
+                  for w in read_dict(Path(hp["data_folder"]) / "noise_train" / "wav.scp").values()]
+        wavs = sorted(read_dict(data / "wav.scp").items())
+        others = [load_audio(w, sr)[0] for _, w in wavs[:64]]
+    need_prosody = "prosody" in spec["workers"]
+
+    @sb.utils.data_pipeline.takes("sig")
+    @sb.utils.data_pipeline.provides("inp", "target", "prosody")
+    def pipeline(sig: torch.Tensor):
+        clean = sig.numpy()
+        inp = distort(clean, rng, sr, noises, others) if spec.get("plus") else clean
+        yield torch.from_numpy(np.ascontiguousarray(inp))
+        yield sig
+        yield torch.from_numpy(features.prosody(clean, sr)) if need_prosody else torch.zeros(1, 4)
+
+    dataset.add_dynamic_item(pipeline)
+    dataset.set_output_keys(["id", "inp", "target", "prosody", *NOISE_KEYS])
+    return dataset
+
+
+def train_system(name: str, stage, hp: dict) -> None:
+    spec = dict(hp["systems"][name])
+    kind = spec["encoder"]
+    folder = system_dir(stage.exp_dir, name)
+    kwargs = encoder_kwargs(hp, spec)
+    stamp = fingerprint(spec, kwargs, hp["pretrain"], hp["seed"], hp["noise_weights"], hp["noise_sign"],
+                        hp["waveform_decoder"], Path(hp["data_folder"]).resolve())
+    done = folder / ".done"
+    if done.is_file() and done.read_text().strip() == stamp and (folder / "encoder.pt").is_file():
+        print(f"pretrain: {name} is up to date ({folder})")
+        return
+    torch.manual_seed(hp["seed"])
+    rng = np.random.default_rng(hp["seed"])
+    opts = hp["pretrain"]
+    encoder = build_encoder(kind, kwargs)
+    workers_list = list(spec["workers"])
+    dims = {n: TARGET_DIMS[n] for n in workers_list if n in TARGET_DIMS}
+    workers = WorkerSet(workers_list, encoder.emb_dim, dims, hp["noise_weights"], hp["noise_sign"],
+                        waveform_decoder=hp["waveform_decoder"])
+    modules = {"encoder": encoder, "workers": workers, "norm": TargetNorm(dims)}
+    if kind == "masked":
+        modules["recon"] = torch.nn.Linear(encoder.emb_dim, encoder.n_mels)
+    train = make_dataset(hp, spec, "train", rng)
+    valid = make_dataset(hp, spec, "eval", np.random.default_rng(hp["seed"] + 1))
+    # target statistics from the first training utterances
+    sample = [train[i] for i in range(min(len(train), opts["norm_utts"]))]
+    wav = torch.stack([s["target"] for s in sample])
+    stats = spectral_targets(wav, workers.regression_targets(), hp["sample_rate"])
+    if "prosody" in dims:
+        stats["prosody"] = torch.stack([s["prosody"] for s in sample])
+    modules["norm"].fit(stats)
+    epoch_counter = sb.utils.epoch_loop.EpochCounter(limit=opts["epochs"])
+    checkpointer = sb.utils.checkpoints.Checkpointer(folder / "save", recoverables={
+        **modules, "counter": epoch_counter})
+    brain_hp = {"kind": kind, "workers": workers, "sample_rate": hp["sample_rate"],
+                "mask_proportion": hp["mask_proportion"],
+                "train_logger": sb.utils.train_logger.FileTrainLogger(str(folder / "train_log.txt")),
+                "tb_logger": sb.utils.train_logger.TensorboardLogger(str(folder / "tensorboard"))}
+    lr = opts["lr_masked"] if kind == "masked" else opts["lr"]
+    brain = PretrainBrain(modules=modules, opt_class=lambda params: torch.optim.Adam(params, lr=lr),
+                          hparams=brain_hp, run_opts=stage.run_opts, checkpointer=checkpointer)
+    print(f"pretrain: {name} ({kind}, {spec.get('data', 'noisy')} data, workers {', '.join(workers_list)})",
+          flush=True)
+    announce_resume(checkpointer)
+    loader = {"batch_size": opts["batch_size"], "shuffle": True}
+    brain.fit(epoch_counter, train, valid, train_loader_kwargs=loader,
+              valid_loader_kwargs={"batch_size": opts["batch_size"]})
+    latest = checkpointer.find_checkpoint()
+    seconds = float(latest.meta.get("train_seconds", 0.0)) if latest else 0.0
+    seconds = getattr(brain, "train_seconds", 0.0) or seconds
+    utts = len(train) * opts["epochs"]
+    meta = {"system": name, "spec": spec, "emb_dim": encoder.emb_dim, "encoder_params": count_params(encoder),
+            "worker_params": count_params(workers) + (count_params(modules["recon"]) if "recon" in modules else 0),
+            "train_utts": len(train), "epochs": opts["epochs"], "train_seconds": round(seconds, 2),
+            "throughput_utts_per_s": round(utts / seconds, 3) if seconds else None,
+            "device": str(brain.device), "chunk_seconds": hp["chunk_seconds"]}
+    save_encoder(folder, brain.modules.encoder.cpu(), kind, kwargs, meta)
+    done.write_text(stamp + "\n")
+    print(f"pretrain: {name} done, {meta['encoder_params']} encoder parameters, "
+          f"{meta['throughput_utts_per_s']} utterances/s on {meta['device']}", flush=True)
+
+
+def peek(argv: list[str], key: str, default: str) -> str:
+    return argv[argv.index(key) + 1] if key in argv and argv.index(key) + 1 < len(argv) else default
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    group, job = peek(argv, "--group", "pase"), int(peek(argv, "--job", "1"))
+    stage = start_stage(f"pretrain_{group}.{job}", argv)
+    hp = stage.hparams
+    nj = int(hp["nj"])
+    if not 1 <= job <= nj:
+        raise InputError(f"--job {job} must be in 1..{nj} (--nj)")
+    names = system_names(hp, group)[job - 1::nj]
+    for name in names:
+        train_system(name, stage, hp)
+    print(f"pretrain: group {group}, job {job}/{nj}: {len(names)} system(s) ready")
+
+
+if __name__ == "__main__":
+    exit_on_input_error("mos_pretrain.pretrain", main)

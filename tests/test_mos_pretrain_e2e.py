@@ -1,0 +1,93 @@
+"""End-to-end: egs/mos_pretrain's tiny config through run.sh on the --small mini corpus.
+
+Fills every table row that can run on a CPU-only machine without downloaded weights; checks the
+parameter counts Table II reports against the saved models, the predict command, and that a
+finished stage re-run does nothing.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from speechlib.tasks.mos_pretrain.score import TABLE1, TABLE2, TABLE3
+from speechlib.tasks.mos_pretrain.systems import count_params, load_encoder
+from tests.helpers import PYTHON, REPO, copy_recipe, run
+
+pytestmark = pytest.mark.timeout(900)  # includes building the shared --small mini corpus when first
+RECIPE = REPO / "egs" / "mos_pretrain"
+NOT_HERE = {"wav2vec2", "hubert", "dasheng"}  # need local weights
+
+
+@pytest.fixture(scope="module")
+def recipe(mini_small, tmp_path_factory) -> tuple[Path, Path]:
+    dest = copy_recipe("mos_pretrain", tmp_path_factory.mktemp("recipe"))
+    out = run_recipe(dest, mini_small, "--config", "conf/tiny_mos_pretrain.yaml")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return dest, mini_small
+
+
+def run_recipe(recipe: Path, mini: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(["./run.sh", *args], cwd=recipe, env={"MAIN_ROOT": str(REPO), "MINI": str(mini)}, timeout=540)
+
+
+def numeric(cells) -> bool:
+    return all(isinstance(c, (int, float)) and c == c for c in cells)
+
+
+def test_every_runnable_row_is_filled(recipe):
+    dest, _ = recipe
+    exp = dest / "exp" / "tiny_mos_pretrain"
+    tables = {t["title"].split(":")[0]: t for t in json.loads((exp / "results.json").read_text())["tables"]}
+    t1, t2, t3 = tables["Table I"], tables["Table II"], tables["Table III"]
+    assert list(t1["rows"]) == [row[0] for row in TABLE1]
+    assert all(numeric(cells) for cells in t1["rows"].values())
+    for label, system, *_ in TABLE2:
+        cells = t2["rows"][label]
+        if system in NOT_HERE:
+            assert cells[0] == "not run: no local weights"
+        else:
+            assert numeric(cells[3:]) and cells[0] in (100, 256), label
+    dns = [name for name in t2["rows"] if name.startswith("DNSMOS")][0]
+    assert numeric(t2["rows"][dns][3:]) and numeric(t3["rows"][dns])
+    assert all(numeric(t3["rows"][row[0]]) for row in TABLE3)
+    assert (exp / "figure2.png").stat().st_size > 10_000
+    assert "Table I" in (dest / "RESULTS.md").read_text()
+    assert list((exp / "encoders" / "pase_noise" / "tensorboard").iterdir())
+
+
+def test_table2_parameter_counts_match_the_models(recipe):
+    dest, _ = recipe
+    exp = dest / "exp" / "tiny_mos_pretrain"
+    rows = {t["title"].split(":")[0]: t for t in json.loads((exp / "results.json").read_text())["tables"]}["Table II"]
+    for label, system, *_ in TABLE2:
+        if system in NOT_HERE:
+            continue
+        encoder, meta = load_encoder(exp / "encoders" / system)
+        assert meta["encoder_params"] == count_params(encoder)
+        assert rows["rows"][label][2] == f"{count_params(encoder) / 1e6:.2f}M"
+        total = count_params(encoder) + meta["worker_params"]
+        assert rows["rows"][label][1] == f"{total / 1e6:.2f}M"
+        assert rows["rows"][label][0] == encoder.emb_dim
+
+
+def test_predict_command_and_idempotent_rerun(recipe):
+    dest, mini = recipe
+    exp = dest / "exp" / "tiny_mos_pretrain"
+    scp = dest / "data" / "tiny_mos_pretrain" / "nisqa_test" / "wav.scp"
+    first_wav = scp.read_text().split("\n")[0].split(maxsplit=1)[1]
+    for target, expected in ((scp, None), (first_wav, 1), (str(Path(first_wav).parent), None)):
+        out = run([PYTHON, "-m", "speechlib.tasks.mos_pretrain.predict", "--model", str(exp), "--in", str(target)])
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.strip().split("\n")
+        assert lines[0] == "file,mos" and (expected is None or len(lines) == 2)
+        assert all(1.0 <= float(line.rsplit(",", 1)[1]) <= 5.0 for line in lines[1:])
+    out = run([PYTHON, "-m", "speechlib.tasks.mos_pretrain.predict", "--model", str(exp), "--in", str(scp),
+               "--system", "nope"])
+    assert out.returncode == 1 and "no system 'nope'" in out.stderr
+    out = run_recipe(dest, mini, "--config", "conf/tiny_mos_pretrain.yaml", "--stop-stage", "2")
+    assert out.returncode == 0, out.stderr
+    assert "is up to date" in (exp / "log" / "prepare.log").read_text()
+    assert "pase_baseline is up to date" in "".join(p.read_text() for p in (exp / "log").glob("pretrain_pase.*.log"))
