@@ -21,18 +21,8 @@ help_message="Usage: $0 [options]
   --tag NAME       experiment name (exp/NAME)                       [config name]
   --seed N         seed for Python, NumPy and torch                 [${seed}]"
 
-orig_args=("$@")
-. ./path.sh
-. ./cmd.sh
-. ./db.sh
-. utils/parse_options.sh
-if [ $# -gt 0 ]; then echo "$0: error: unexpected arguments: $*" >&2; exit 1; fi
-[ -f "${config}" ] || { echo "$0: error: --config ${config}: no such file" >&2; exit 1; }
-
-tag=${tag:-$(basename "${config}" .yaml)}
-expdir=exp/${tag}
-utils/make_resume_script.sh "${expdir}/run.sh" "$0" "${orig_args[@]}"
-opts=("${config}" --output_folder "${expdir}" --seed "${seed}" --data_folder "data/${tag}" --nj "${nj}")
+. utils/recipe_init.sh  # options, path/cmd/db, expdir, opts, resume script
+opts+=(--data_folder "data/${tag}" --nj "${nj}")
 corpora=(--mini_root "${MINI}" --librispeech "${LIBRISPEECH}" --fsdkaggle2018 "${FSDKAGGLE2018}"
          --pnl "${PNL}" --noisex92 "${NOISEX92}" --vcc2018 "${VCC2018}" --nisqa "${NISQA}")
 externals=(--wav2vec2_dir "${WAV2VEC2_DIR}" --hubert_dir "${HUBERT_DIR}" --dasheng_dir "${DASHENG_DIR}")
