@@ -15,7 +15,7 @@ from pathlib import Path
 import speechbrain as sb
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
-from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
 from speechlib.io.errors import TrainingDiverged
 
@@ -40,6 +40,9 @@ class AtomicCheckpointer(Checkpointer):
         if if_main_process():
             pending, final = self._pending_metafile
             os.replace(pending, final)
+        # Every rank must see the finished checkpoint before any of them lists checkpoints:
+        # SpeechBrain's deletions are collective calls, one per checkpoint listed.
+        ddp_barrier()
         return checkpoint
 
     def list_checkpoints(self):
