@@ -22,19 +22,9 @@ help_message="Usage: $0 [options]
   --tag NAME       experiment name (exp/NAME)                     [config name]
   --seed N         seed for Python, NumPy and torch               [${seed}]"
 
-orig_args=("$@")
-. ./path.sh
-. ./cmd.sh
-. ./db.sh
-. utils/parse_options.sh
-if [ $# -gt 0 ]; then echo "$0: error: unexpected arguments: $*" >&2; exit 1; fi
-[ -f "${config}" ] || { echo "$0: error: --config ${config}: no such file" >&2; exit 1; }
-
-tag=${tag:-$(basename "${config}" .yaml)}
-expdir=exp/${tag}
-utils/make_resume_script.sh "${expdir}/run.sh" "$0" "${orig_args[@]}"
+. utils/recipe_init.sh
 corpus=mini; [ -n "${LIBRISPEECH}" ] && corpus=librispeech
-opts=("${config}" --output_folder "${expdir}" --seed "${seed}" --corpus "${corpus}")
+opts+=(--corpus "${corpus}")
 device=cpu; train_launch=${train_cmd}
 if [ "${ngpu}" -gt 0 ]; then device=cuda:0; train_launch="${cuda_cmd} --gpu ${ngpu}"; fi
 

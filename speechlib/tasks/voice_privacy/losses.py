@@ -1,0 +1,77 @@
+"""The joint-training losses, eqs. (2)-(9) of Guo et al., per utterance then batch-averaged.
+
+Norms are plain (not squared) L2 norms over the valid samples of each utterance, as written in
+the paper; padding beyond an utterance's length is masked out so batching does not change them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class LossWeights:
+    alpha: float = 0.01   # mask-norm weight inside L_quality, eq. (3)
+    beta: float = 0.007   # quality weight inside L_SSED, eq. (4)
+    gamma: float = 0.8    # noise weight inside L_rpt, eq. (8)
+    theta: float = 0.06   # rpt weight in the total, eq. (9)
+
+
+def masked_norm(values: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """L2 norm over time of (batch, time) values, counting only valid samples -> (batch,)."""
+    if valid is not None:
+        values = values * valid
+    return torch.sqrt((values**2).sum(dim=-1) + 1e-12)
+
+
+def angular_loss(z: torch.Tensor, z_adv: torch.Tensor) -> torch.Tensor:
+    """Eq. (2): cosine of the original and adversarial embeddings, (batch,)."""
+    return (z * z_adv).sum(-1) / (z.norm(dim=-1) * z_adv.norm(dim=-1) + 1e-12)
+
+
+def quality_loss(x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor, alpha: float,
+                 valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. (3): (1 - alpha) ||x' - x|| + alpha ||m||."""
+    return (1 - alpha) * masked_norm(x_adv - x, valid) + alpha * masked_norm(mask, valid)
+
+
+def ssed_loss(angular: torch.Tensor, quality: torch.Tensor, beta: float) -> torch.Tensor:
+    """Eq. (4)."""
+    return (1 - beta) * angular + beta * quality
+
+
+def noise_loss(noise: torch.Tensor, noise_rev: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. (6): ||n + n'|| (n' should be the reverse of n)."""
+    return masked_norm(noise + noise_rev, valid)
+
+
+def mask_loss(mask: torch.Tensor, mask_rev: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. (7): ||m - m'||."""
+    return masked_norm(mask - mask_rev, valid)
+
+
+def rpt_loss(mask_term: torch.Tensor, noise_term: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Eq. (8): (1 - gamma) L_mask + gamma L_noise."""
+    return (1 - gamma) * mask_term + gamma * noise_term
+
+
+def total_loss(ssed: torch.Tensor, rpt: torch.Tensor, theta: float) -> torch.Tensor:
+    """Eq. (9): (1 - theta) L_SSED + theta L_rpt."""
+    return (1 - theta) * ssed + theta * rpt
+
+
+def joint_losses(x: torch.Tensor, x_adv: torch.Tensor, z: torch.Tensor, z_adv: torch.Tensor,
+                 noise: torch.Tensor, mask: torch.Tensor, noise_rev: torch.Tensor, mask_rev: torch.Tensor,
+                 weights: LossWeights, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Every term, batch-averaged; `total` is what is minimised."""
+    angular = angular_loss(z, z_adv)
+    quality = quality_loss(x, x_adv, mask, weights.alpha, valid)
+    ssed = ssed_loss(angular, quality, weights.beta)
+    noise_term = noise_loss(noise, noise_rev, valid)
+    mask_term = mask_loss(mask, mask_rev, valid)
+    rpt = rpt_loss(mask_term, noise_term, weights.gamma)
+    total = total_loss(ssed, rpt, weights.theta)
+    terms = {"angular": angular, "quality": quality, "ssed": ssed, "noise": noise_term,
+             "mask": mask_term, "rpt": rpt, "total": total}
+    return {name: value.mean() for name, value in terms.items()}
