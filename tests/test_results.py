@@ -60,3 +60,24 @@ def test_write_and_collect(tmp_path):
     assert "![a-hist](figures/a-hist.png)" in combined
     assert (recipe / "figures" / "a-hist.png").read_bytes() == b"png"
     assert markdown_rows(combined)["*Noisy (paper)*"] == ["*1.11*", "*–*"]
+
+
+def test_git_revision_ignores_generated_results(tmp_path):
+    import subprocess
+
+    from speechlib.results.environment import git_revision
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "RESULTS.md").write_text("old\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    clean = git_revision(tmp_path)
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "RESULTS.md").write_text("regenerated\n")
+    assert git_revision(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_revision(tmp_path) == clean + "-dirty"

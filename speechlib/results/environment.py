@@ -16,18 +16,18 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def git_revision() -> str:
+def git_revision(root: Path = REPO_ROOT) -> str:
     """Short hash of HEAD, with `-dirty` when tracked code has uncommitted changes.
 
     Generated results (RESULTS.md, published figures) are left out: a recipe run rewrites them,
     and they would otherwise mark every later stage of the same run as dirty.
     """
     try:
-        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
                                 ".", ":(exclude,glob)**/RESULTS.md", ":(exclude,glob)egs/*/figures/**"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return head.stdout.strip() + ("-dirty" if dirty else "")

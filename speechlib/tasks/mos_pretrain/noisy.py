@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from speechlib.data.writer import spk2utt_from
 from speechlib.io.atomic import atomic_directory
 from speechlib.io.audio import load_audio, write_audio
 from speechlib.io.errors import exit_on_input_error
@@ -72,12 +73,9 @@ def build(split: str, hp: dict, data: Path, seed: int) -> int:
                     t["utt2category"][utt] = str(category_class(cat))
                     t["utt2noise"][utt] = f"{clip}@{snr}dB" if clip else "none"
         for kind, folder in (("noisy", noisy_dir), ("clean", clean_dir)):
-            spk2utt: dict[str, list[str]] = {}
-            for utt, spk in sorted(tables[kind]["utt2spk"].items()):
-                spk2utt.setdefault(spk, []).append(utt)
             for name, table in tables[kind].items():
                 write_table(folder / name, table)
-            write_table(folder / "spk2utt", spk2utt)
+            write_table(folder / "spk2utt", spk2utt_from(tables[kind]["utt2spk"]))
     return len(utts)
 
 

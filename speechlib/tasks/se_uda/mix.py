@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from speechlib.data.writer import spk2utt_from
 from speechlib.io.atomic import atomic_directory
 from speechlib.io.audio import load_audio, write_audio
 from speechlib.io.errors import InputError, exit_on_input_error
@@ -115,9 +116,7 @@ def make_set(data: Path, spec: MixSpec, hp: dict, load: AudioCache, rng: np.rand
                 tables[table][key] = str(target)
             tables["utt2spk"][key] = spk
             tables["utt2snr"][key] = f"{snrs[index]:.2f}"
-        spk2utt: dict[str, list[str]] = {}
-        for key in sorted(tables["utt2spk"]):
-            spk2utt.setdefault(tables["utt2spk"][key], []).append(key)
+        spk2utt = spk2utt_from(tables["utt2spk"])
         write_table(tmp / "spk2utt", spk2utt)
         keep = tables.keys() if spec.with_refs else ("wav.scp", "utt2spk", "utt2snr")
         for name in keep:
@@ -155,11 +154,7 @@ def merge_oracle(data: Path) -> None:
     for name in ("wav.scp", "utt2spk", "utt2speech", "utt2noise", "utt2snr"):
         merged = {**read_dict(oracle / name), **read_dict(english / name)}
         write_table(oracle / name, merged)
-    utt2spk = read_dict(oracle / "utt2spk")
-    spk2utt: dict[str, list[str]] = {}
-    for key in sorted(utt2spk):
-        spk2utt.setdefault(utt2spk[key], []).append(key)
-    write_table(oracle / "spk2utt", spk2utt)
+    write_table(oracle / "spk2utt", spk2utt_from(read_dict(oracle / "utt2spk")))
 
 
 def main() -> None:
