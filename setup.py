@@ -23,8 +23,22 @@ REQUIRED = PINNED + [
     "librosa>=0.10",
     "pocketsphinx==5.1.1",
     "amfm-decompy==1.0.12.2",
+    # Pretrained models whose weights ship inside their wheels (offline): a real speaker
+    # encoder (GE2E) and a quality predictor trained on human ratings (DistillMOS).
+    "resemblyzer==0.1.4",
+    "distillmos==0.9.1",
+    "xls-r-sqa==0.1.0",
+    "transformers>=4.40,<6",
+    # Voice transforms for the mini corpus pseudo-speakers.
+    "pyworld==0.3.5",
+    "praat-parselmouth==0.4.7",
+    # mushra_gml: gammatone reference and the ViSQOL v3 baseline.
+    "gammatone==1.0.3",
+    "visqol-python==3.8.0",
+    # audio2image: the text tower's unigram tokenizer.
+    "sentencepiece==0.2.3",
 ]
-TESTS = ["pytest>=7", "pytest-timeout>=2.1"]
+TESTS = ["pytest>=7", "pytest-timeout>=2.1", "selenium>=4.20"]
 
 setup(
     name="speechlib",

@@ -19,7 +19,7 @@ from speechlib.launch.jobs import LaunchError, parse_call
 from speechlib.launch.slurm import ArrayFiles, job_script
 from speechlib.launch.slurm_conf import DEFAULT_CONFIG, parse_config
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 SLURM_PY = str(REPO / "utils" / "slurm.py")
 RUN_PY = str(REPO / "utils" / "run.py")
 PY = sys.executable

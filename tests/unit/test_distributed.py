@@ -12,7 +12,7 @@ import pytest
 
 from speechlib.launch.distributed import expand_first_host, plan, slurm_rank_env
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 PY = sys.executable
 TRAIN = [PY, "-m", "speechlib.tasks.toy.train", "conf/x.yaml", "--lr", "0.1"]
 ALLREDUCE = """

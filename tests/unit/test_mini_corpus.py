@@ -21,7 +21,7 @@ from speechlib.data import librispeech, mini
 from speechlib.io.errors import InputError
 from speechlib.io.kaldi import read_dict
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 SCRIPT = REPO / "tools" / "make_mini_corpus.sh"
 SUBSETS = ("train-clean-100", "dev-clean", "test-clean")
 
