@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import math
 import os
+import shutil
+import struct
 import subprocess
 import warnings
 from typing import NamedTuple
@@ -49,6 +51,92 @@ def _open_source(spec: str, utt: str | None):
     if not os.path.isfile(spec):
         raise InputError(f"{label}audio file does not exist: {spec}")
     return spec
+
+
+class Audio(NamedTuple):
+    """A whole recording as decoded: (frames, channels) float32 and its sample rate."""
+
+    data: np.ndarray
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.data.shape[1])
+
+
+# Formats libsndfile may not decode (or decodes only in some builds): ffmpeg decodes them.
+FFMPEG_SUFFIXES = (".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4")
+
+
+def _wav_truncation(head: bytes, total: int) -> str | None:
+    """For a RIFF/WAVE byte string: why its header promises more audio than the file holds."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk, size = head[offset:offset + 4], struct.unpack("<I", head[offset + 4:offset + 8])[0]
+        if chunk == b"data":
+            # Streaming writers (ffmpeg, sox to a pipe) leave 0 or 0xFFFFFFFF: length unknown.
+            available = total - offset - 8
+            if size in (0, 0xFFFFFFFF) or size <= available:
+                return None
+            return (f"truncated: the header announces {size} bytes of audio, the file holds "
+                    f"{max(available, 0)}")
+        offset += 8 + size + (size & 1)
+    return None
+
+
+def _ffmpeg_decode(spec: str, label: str) -> bytes:
+    if shutil.which("ffmpeg") is None:
+        raise InputError(f"{label}cannot decode {spec}: ffmpeg is not installed (needed for this format)")
+    proc = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", spec, "-f", "wav", "-c:a", "pcm_f32le", "-"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0 or not proc.stdout:
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise InputError(f"{label}cannot decode {spec}: {detail[-1] if detail else 'ffmpeg failed'}")
+    return proc.stdout
+
+
+def read_audio(spec: str, utt: str | None = None) -> Audio:
+    """Decode a whole file or `cmd |` pipe, refusing what would silently give wrong audio.
+
+    A truncated file (header longer than the data), non-finite samples and zero samples are
+    InputErrors naming the entry. Formats libsndfile cannot read (mp3/ogg in some builds, m4a)
+    go through ffmpeg.
+    """
+    label = f"utterance '{utt}': " if utt else f"{spec}: " if is_pipe(spec) else ""
+    name = spec if not is_pipe(spec) else f"command {spec.rstrip()[:-1].strip()!r}"
+    source = _open_source(spec, utt)
+    if isinstance(source, io.BytesIO):
+        raw = source.getvalue()
+    else:
+        with open(source, "rb") as handle:
+            raw = handle.read(1 << 16)
+        size = os.path.getsize(source)
+    problem = _wav_truncation(raw, len(raw) if isinstance(source, io.BytesIO) else size)
+    if problem:
+        raise InputError(f"{label}{name}: {problem}")
+    try:
+        with soundfile.SoundFile(source) as handle:
+            sample_rate, expected = int(handle.samplerate), handle.frames
+            data = handle.read(dtype="float32", always_2d=True)
+            if handle.format in ("MPEG", "OGG"):  # frame counts of compressed streams are estimates
+                expected = len(data)
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        if isinstance(source, io.BytesIO) or not spec.lower().endswith(FFMPEG_SUFFIXES):
+            raise InputError(f"{label}cannot read audio {name}: {err}") from None
+        decoded = _ffmpeg_decode(spec, label)
+        with soundfile.SoundFile(io.BytesIO(decoded)) as handle:
+            sample_rate, data = int(handle.samplerate), handle.read(dtype="float32", always_2d=True)
+        expected = len(data)
+    if len(data) < expected:
+        raise InputError(f"{label}{name}: truncated: {len(data)} of {expected} frames could be decoded")
+    if len(data) == 0:
+        raise InputError(f"{label}{name}: empty (0 samples)")
+    if not np.isfinite(data).all():
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise InputError(f"{label}{name}: {bad} non-finite sample(s) (NaN or inf)")
+    return Audio(data, sample_rate)
 
 
 def audio_info(spec: str, utt: str | None = None) -> AudioInfo:
@@ -115,7 +203,8 @@ def check_not_silent(signal: np.ndarray, name: str, threshold: float = 1e-4) -> 
 
 def write_audio(path: str | os.PathLike, signal: np.ndarray, sample_rate: int,
                 subtype: str = "PCM_16") -> None:
-    """Write atomically; the format follows the extension (.wav, .flac). Clipping warns."""
+    """Write atomically; the format follows the extension (.wav, .flac). Clipping warns (user
+    commands decide before writing: see speechlib.io.inference)."""
     peak = float(np.max(np.abs(signal))) if signal.size else 0.0
     if peak > 1.0 and subtype.startswith("PCM"):
         warnings.warn(f"{path}: peak {peak:.2f} > 1 clipped when writing {subtype}", stacklevel=2)

@@ -42,6 +42,11 @@ def read_table(path: str | os.PathLike, allow_empty_value: bool = False) -> Tabl
         raise InputError("file does not exist", path) from None
     except UnicodeDecodeError as err:
         raise InputError(f"not UTF-8 text ({err.reason} at byte {err.start})", path) from None
+    if content.startswith("\ufeff"):
+        raise InputError("starts with a UTF-8 byte-order mark (invisible in most editors; remove it)", path, 1)
+    if "\r" in content:
+        raise InputError("carriage return (Windows CR LF line ending?); convert with dos2unix", path,
+                         content.count("\n", 0, content.index("\r")) + 1)
     lines = content.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

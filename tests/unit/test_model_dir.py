@@ -1,0 +1,93 @@
+"""speechlib.tasks.model_dir: one format, one loader that refuses what is not the asked-for model."""
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+import torch
+
+from speechlib.io.errors import InputError
+from speechlib.tasks.model_dir import load_model_dir, save_model_dir
+
+
+def small(width: int = 3) -> torch.nn.Module:
+    return torch.nn.Linear(width, 2)
+
+
+def save(path, recipe="se_uda", kind="enhancer", width=3):
+    torch.manual_seed(0)
+    module = small(width)
+    save_model_dir(path, recipe=recipe, kind=kind, system="dann", sample_rate=16000, modules={"net": module},
+                   configs={"net": {"width": width}}, corpus="mini v2", extra={"note": "x"})
+    return module
+
+
+def test_round_trip_with_provenance(tmp_path):
+    module = save(tmp_path / "m")
+    loaded = load_model_dir(tmp_path / "m", "se_uda", "enhancer")
+    rebuilt = loaded.build("net", small)
+    assert torch.equal(rebuilt.weight, module.weight) and not rebuilt.training
+    assert loaded.sample_rate == 16000 and loaded.config == {"net": {"width": 3}}
+    assert {"recipe", "system", "git", "corpus", "date", "command"} <= set(loaded.provenance)
+    assert loaded.provenance["corpus"] == "mini v2" and loaded.extra == {"note": "x"}
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) & 0o055 == 0o055  # not private 0700
+
+
+@pytest.mark.parametrize("recipe,kind,message", [
+    ("voice_privacy", "protect", "this is a se_uda enhancer model (system dann), not a voice_privacy protect model"),
+    ("se_uda", "classifier", "not a se_uda classifier model"),
+])
+def test_foreign_directory_refused_in_one_line(tmp_path, recipe, kind, message):
+    save(tmp_path / "m")
+    with pytest.raises(InputError) as err:
+        load_model_dir(tmp_path / "m", recipe, kind)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_not_a_model_directory(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_model_dir(tmp_path / "nothing", "se_uda", "enhancer")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(InputError, match="has no model.json"):
+        load_model_dir(tmp_path / "plain", "se_uda", "enhancer")
+    (tmp_path / "plain" / "model.json").write_text('{"format": "other"}')
+    with pytest.raises(InputError, match="not a speechlib model directory"):
+        load_model_dir(tmp_path / "plain", "se_uda", "enhancer")
+
+
+class Payload:
+    """Unpickling this would run code: weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_weights_load_with_weights_only(tmp_path):
+    save(tmp_path / "m")
+    torch.save({"weight": Payload()}, tmp_path / "m" / "net.pt")
+    with pytest.raises(InputError, match="cannot load weights"):
+        load_model_dir(tmp_path / "m", "se_uda", "enhancer").state_dict("net")
+
+
+def test_weights_that_do_not_fit_the_config(tmp_path):
+    save(tmp_path / "m", width=3)
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["config"]["net"]["width"] = 5
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="do not fit the architecture"):
+        load_model_dir(tmp_path / "m", "se_uda", "enhancer").build("net", small)
+
+
+def test_a_killed_save_keeps_the_previous_model(tmp_path, monkeypatch):
+    save(tmp_path / "m")
+    before = (tmp_path / "m" / "model.json").read_text()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save(tmp_path / "m", width=4)
+    assert (tmp_path / "m" / "model.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
