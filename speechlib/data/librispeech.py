@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from speechlib.io.errors import InputError, exit_on_input_error
-from speechlib.io.kaldi import write_table
+from speechlib.io.kaldi import read_dict, write_table
 
 _UTT = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 
@@ -72,7 +72,7 @@ def read_transcripts(path: str | os.PathLike, spk: str, chapter: str) -> dict[st
 
 def prepare(subset_dir: str | os.PathLike, data_dir: str | os.PathLike,
             speakers_file: str | os.PathLike | None = None) -> int:
-    """Write wav.scp, text, utt2spk, spk2utt, spk2gender for one subset; returns #utterances.
+    """Write wav.scp, text, utt2spk, spk2utt, spk2gender, utt2lang for one subset; returns #utterances.
 
     Every transcript line needs its .flac and every .flac its transcript line: a missing one
     is an InputError naming the file, not a silently shorter data dir.
@@ -116,6 +116,10 @@ def prepare(subset_dir: str | os.PathLike, data_dir: str | os.PathLike,
     write_table(out / "utt2spk", utt2spk)
     write_table(out / "spk2utt", spk2utt)
     write_table(out / "spk2gender", {spk: speakers[spk]["gender"] for spk in spk2utt})
+    # the mini corpus's evaluation sets hold several languages and say so in <subset>/utt2lang;
+    # real LibriSpeech has none (all English)
+    langs = read_dict(subset / "utt2lang") if (subset / "utt2lang").is_file() else {}
+    write_table(out / "utt2lang", {utt: langs.get(utt, "en") for utt in wav})
     return len(wav)
 
 

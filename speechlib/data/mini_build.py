@@ -31,7 +31,7 @@ import sys
 import tempfile
 import warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -40,12 +40,16 @@ import soundfile
 from tqdm import tqdm
 
 from speechlib.data import mini_sources as src
+from speechlib.data import mini_voices as voices
 from speechlib.io.atomic import atomic_directory, atomic_write_text
 from speechlib.io.audio import resample
 from speechlib.io.errors import InputError, exit_on_input_error
 
 SR = 16000
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+TRAIN_BASES = ("ast_allison", "tp_en_gb", "syn_ked")   # English voices of train-clean-100
+EVAL_BASES = 20          # base voices per evaluation set (each gives 1 f + 1 m speaker)
+FFMPEG_FORMATS = ("g722", "gsm")   # raw bitstreams ffmpeg decodes given the format
 F0_GENDER_THRESHOLD = 160.0
 MIN_RMS = 3e-4          # below this (-70 dBFS) a clip counts as silent
 MIN_SECONDS = 0.2       # shortest utterance kept
@@ -62,11 +66,12 @@ class Options:
     def sizes(self) -> dict[str, int]:
         """Corpus size knobs; --small keeps every promised speaker count, with fewer utterances."""
         if self.small:
-            return dict(per_lang_cap=24, tp_cap=12, allison_en=120, pseudo_train_utts=5, pseudo_eval_utts=5,
+            return dict(per_lang_cap=24, tp_cap=12, allison_en=120, pseudo_train_utts=4, eval_utts=4,
+                        train_synth_utts=40, train_own_utts=8, train_pseudo={"ast_allison": 24, "syn_ked": 16},
                         music_tracks=4, music_seconds=10, moh_clips=2, noise_clips=1, babble=2,
                         wham=(8, 3, 3), wham_seconds=3.0, dns_per_lang=6, stamp_cap=60)
-        return dict(per_lang_cap=10_000, tp_cap=150, allison_en=10_000, pseudo_train_utts=20,
-                    pseudo_eval_utts=12, music_tracks=12, music_seconds=20, moh_clips=3, noise_clips=2,
+        return dict(per_lang_cap=10_000, tp_cap=150, allison_en=10_000, pseudo_train_utts=20, eval_utts=12,
+                    train_synth_utts=200, train_own_utts=40, train_pseudo={"ast_allison": 24, "syn_ked": 16}, music_tracks=12, music_seconds=20, moh_clips=3, noise_clips=2,
                     babble=8, wham=(60, 15, 15), wham_seconds=6.0, dns_per_lang=40, stamp_cap=10_000)
 
     def digest(self) -> str:
@@ -104,12 +109,12 @@ def _ffmpeg(args: list[str], data: bytes | None = None) -> bytes:
     return proc.stdout
 
 
-def _decode_g722_batch(paths: list[str]) -> list[np.ndarray | str]:
-    """One ffmpeg process for many G.722 files (a process per file costs ~60 ms)."""
+def _decode_raw_batch(paths: list[str], fmt: str = "g722") -> list[np.ndarray | str]:
+    """One ffmpeg process for many raw G.722 / GSM files (a process per file costs ~60 ms)."""
     with tempfile.TemporaryDirectory() as tmp:
         args: list[str] = []
         for path in paths:
-            args += ["-f", "g722", "-i", path]
+            args += ["-f", fmt, "-i", path]
         outs = []
         for index in range(len(paths)):
             out = os.path.join(tmp, f"{index}.wav")
@@ -120,8 +125,8 @@ def _decode_g722_batch(paths: list[str]) -> list[np.ndarray | str]:
         except RuntimeError:
             # one corrupt file fails the batch: decode one by one to find it
             if len(paths) > 1:
-                return [r for path in paths for r in _decode_g722_batch([path])]
-            return ["cannot decode G.722"]
+                return [r for path in paths for r in _decode_raw_batch([path], fmt)]
+            return [f"cannot decode {fmt}"]
         result: list[np.ndarray | str] = []
         for out in outs:
             try:
@@ -171,8 +176,8 @@ def _write(path: Path, signal: np.ndarray, sr: int = SR) -> None:
 def _decode_task(task: tuple[str, list[tuple[str, str]], str]) -> list[tuple[str, str | float]]:
     """Decode a batch of (source path, output path); returns (output, duration or problem)."""
     codec, items, _ = task
-    if codec == "g722":
-        decoded = _decode_g722_batch([s for s, _ in items])
+    if codec in FFMPEG_FORMATS:
+        decoded = _decode_raw_batch([s for s, _ in items], codec)
     else:
         decoded = []
         for source, _ in items:
@@ -218,34 +223,11 @@ def median_f0(signal: np.ndarray, sr: int = SR) -> float:
 
 
 def _pseudo_task(task: dict) -> list[tuple[str, float]]:
-    """Make one pseudo-speaker: concatenate its utterances, transform once, cut back apart.
-
-    One ffmpeg call per speaker instead of per utterance; the gaps of silence between the
-    utterances are where the cuts go, scaled by the (near 1) output/input length ratio.
-    """
-    gap = int(0.3 * SR)
-    pieces, bounds, pos = [np.zeros(gap, np.float32)], [], gap
-    for path in task["inputs"]:
-        signal = soundfile.read(path, dtype="float32")[0]
-        pieces += [signal, np.zeros(gap, np.float32)]
-        bounds.append((pos, pos + signal.size))
-        pos += signal.size + gap
-    joined = np.concatenate(pieces)
-    alpha, pitch = task["alpha"], task["pitch"]
-    rate = int(round(SR * alpha))
-    alpha = rate / SR
-    chain = (f"asetrate={rate},aresample={SR},"
-             f"rubberband=tempo={1 / alpha:.6f}:pitch={pitch / alpha:.6f}:formant=preserved")
-    raw = _ffmpeg(["-f", "f32le", "-ar", str(SR), "-ac", "1", "-i", "pipe:0", "-af", chain,
-                   "-f", "f32le", "-ar", str(SR), "-ac", "1", "pipe:1"], joined.tobytes())
-    out = np.frombuffer(raw, dtype=np.float32)
-    ratio = out.size / joined.size
-    margin = int(0.1 * SR)
+    """Make one pseudo-speaker: Praat change-gender on each of its source utterances."""
     results = []
-    for (start, end), dest in zip(bounds, task["outputs"]):
-        a = max(0, int(start * ratio) - margin)
-        b = min(out.size, int(end * ratio) + margin)
-        piece = _finish(out[a:b].copy())
+    for source, dest in zip(task["inputs"], task["outputs"]):
+        signal = soundfile.read(source, dtype="float32")[0]
+        piece = _finish(voices.change_gender(signal, SR, task["ratio"], task["pitch"]))
         _write(Path(dest), piece, SR)
         results.append((dest, piece.size / SR))
     return results
@@ -281,6 +263,9 @@ class Builder:
         self.speakers: dict[str, dict] = {}     # pool speaker id -> info
         self.utts: list[dict] = []               # speech pool rows
         self.noise: list[dict] = []              # noise pool rows
+        self.missing_voices: list[str] = []      # synthesiser voices whose package is missing
+        self.missing_packages: list[str] = []    # voice packages that were not downloaded
+        self.unused_bases: list[tuple[str, str]] = []
 
     # -- helpers
     def _pool_map(self, func, tasks, desc: str):
@@ -329,7 +314,7 @@ class Builder:
                 selected += self._cap(items, self.size["tp_cap"])
             else:
                 selected += self._cap(items, self.size["per_lang_cap"])
-        # decode everything to a staging area first; English gets laid out as LibriSpeech later
+        # decode everything to a staging area first; the LibriSpeech tree and the pool take from it
         stage = self.out / ".stage"
         jobs: dict[str, list[tuple[str, str]]] = defaultdict(list)
         meta: dict[str, src.SpeechSource] = {}
@@ -337,9 +322,10 @@ class Builder:
             out = stage / item.spk / item.lang / f"{item.name}.wav"
             jobs[item.codec].append((item.path, str(out)))
             meta[str(out)] = item
+        meta.update(self._synthesise(stage, jobs))
         tasks = []
         for codec, items in jobs.items():
-            batch = 64 if codec == "g722" else 48
+            batch = 64 if codec in FFMPEG_FORMATS else 48
             tasks += [(codec, items[i:i + batch], "") for i in range(0, len(items), batch)]
         decoded: dict[str, float] = {}
         for results in self._pool_map(_decode_task, tasks, "decode speech"):
@@ -355,6 +341,7 @@ class Builder:
         by_spk: dict[str, list[str]] = defaultdict(list)
         for item, out, _ in self.staged:
             by_spk[item.spk].append(out)
+        synth = {v.base: v for v in voices.SYNTH_VOICES}
         for spk, outs in sorted(by_spk.items()):
             sample = [soundfile.read(o, dtype="float32")[0] for o in outs[:: max(1, len(outs) // 12)][:12]]
             f0 = median_f0(np.concatenate(sample))
@@ -362,95 +349,186 @@ class Builder:
                 for out in outs:
                     self.report.skip("speaker with fewer than 5 utterances", meta[out].path)
                 continue
-            if spk in genders:
-                gender, rule = genders[spk], "package"
+            if spk in synth:
+                gender, rule, kind = synth[spk].gender, "package description", "synthesised"
+                source = f"{synth[spk].package} ({synth[spk].engine} voice {synth[spk].voice})"
+                transform = f"{synth[spk].engine} text-to-speech"
             else:
-                gender, rule = ("f" if f0 >= F0_GENDER_THRESHOLD else "m"), "f0"
-            source = "asterisk-core-sounds" if spk.startswith("ast_") else "tuxpaint-stamps-default"
-            self.speakers[spk] = dict(spk=spk, gender=gender, gender_rule=rule, kind="real", source=source,
-                                      f0=f0, langs=set(), libri_id="", subset="")
+                kind, transform = "real", "none"
+                if spk in genders:
+                    gender, rule = genders[spk], "package"
+                else:
+                    gender, rule = ("f" if f0 >= F0_GENDER_THRESHOLD else "m"), "f0"
+                source = "asterisk-core-sounds" if spk.startswith("ast_") else "tuxpaint-stamps-default"
+                if spk in ("ast_prompt_es_co", "ast_armelle") or "menardi" in spk:
+                    source = {"ast_prompt_es_co": "asterisk-prompt-es-co", "ast_armelle": "asterisk-prompt-fr-armelle"}.get(
+                        spk, "asterisk-prompt-it-menardi-wav")
+            self.speakers[spk] = dict(spk=spk, gender=gender, gender_rule=rule, kind=kind, source=source,
+                                      f0=f0, langs=set(), libri_id="", subset="", base=spk, transform=transform)
         self.staged = [s for s in self.staged if s[0].spk in self.speakers]
 
-    def build_librispeech(self) -> None:
-        """English speakers in a LibriSpeech tree: real ones in train, pseudo ones everywhere.
+    def _synthesise(self, stage: Path, jobs: dict[str, list[tuple[str, str]]]) -> dict[str, src.SpeechSource]:
+        """Recorded-voice synthesisers read real text (Tux Paint translations); decoded like files.
 
-        Allison's prompts are divided into train/dev/test parts first, and each split's
-        pseudo-speakers are made only from that split's part, so no recording (transformed
-        or not) is in two splits.
+        English voices get the English stamp names/descriptions, each voice a disjoint slice;
+        the training voice (syn_ked) reads more, the held-out English voices also read the DNS
+        English test sentences. A voice whose package is missing is reported and left out.
         """
-        allison = [s for s in self.staged if s[0].spk == "ast_allison" and s[0].lang == "en"]
-        order = self.rng.permutation(len(allison))
-        n = len(allison)
-        parts = {"train-clean-100": [allison[i] for i in order[: n // 2]],
-                 "dev-clean": [allison[i] for i in order[n // 2: 3 * n // 4]],
-                 "test-clean": [allison[i] for i in order[3 * n // 4:]]}
-        src_f0 = self.speakers["ast_allison"]["f0"]
-        if not math.isfinite(src_f0):
-            src_f0 = 190.0
-        ls = self.out / "LibriSpeech"
-        plans: list[dict] = []
-        self.libri: list[dict] = []
-        next_id = {"train-clean-100": 1000, "dev-clean": 2000, "test-clean": 3000}
-
-        def new_speaker(subset: str) -> int:
-            next_id[subset] += 1
-            return next_id[subset] - 1
-
-        # real English voices, in train
-        for spk in ("ast_allison", "tp_en_gb"):
-            if spk not in self.speakers:
+        voices.relocate_festival(self.root)
+        texts = {lang: list(self.rng.permutation(voices.tuxpaint_texts(self.root, lang)))
+                 for lang in sorted({v.lang for v in voices.SYNTH_VOICES})}
+        used = Counter()
+        tasks, meta = [], {}
+        for voice in voices.SYNTH_VOICES:
+            if not voices.available(self.root, voice):
+                self.missing_voices.append(f"{voice.base} ({voice.package})")
                 continue
-            items = parts["train-clean-100"] if spk == "ast_allison" else \
-                [s for s in self.staged if s[0].spk == spk]
-            libri_id = new_speaker("train-clean-100")
+            count = self.size["train_synth_utts"] if voice.base in TRAIN_BASES else 2 * self.size["eval_utts"]
+            if voice.lang == "en" and voice.base not in TRAIN_BASES:
+                count += self.size["dns_per_lang"] // 2
+            pool = texts[voice.lang][used[voice.lang]: used[voice.lang] + count]
+            used[voice.lang] += len(pool)
+            items = []
+            for index, text in enumerate(pool):
+                raw = stage / ".synth" / voice.base / f"{index:04d}.wav"
+                out = stage / voice.base / voice.lang / f"s{index:04d}.wav"
+                items.append((text, str(raw)))
+                jobs["file"].append((str(raw), str(out)))
+                meta[str(out)] = src.SpeechSource(voice.base, voice.lang, f"s{index:04d}", text, str(raw), "file")
+            tasks.append(dict(root=str(self.root), voice=asdict(voice), items=items))
+        failed = set()
+        for results in self._pool_map(voices.synthesise, tasks, "synthesise"):
+            for raw, problem in results:
+                if problem:
+                    failed.add(raw)
+                    self.report.skip("synthesis failed", raw, problem)
+        jobs["file"] = [(raw, out) for raw, out in jobs["file"] if raw not in failed]
+        return {out: item for out, item in meta.items() if item.path not in failed}
+
+    def build_librispeech(self) -> None:
+        """The LibriSpeech tree: English training voices in train, base voices split over dev/test.
+
+        train-clean-100: the real English voices (Allison, Tux Paint en_GB) and the festival
+        voice ked, as they are and as same-gender pseudo-speakers (English only, for ASR).
+        dev-clean / test-clean: every other base voice (real or synthesised) gives two speakers
+        to exactly one set: itself, and one pseudo-speaker of the other gender made from
+        *other* utterances of it. So each set has one female and one male per base voice, no
+        base voice is in two sets, and same-gender trials always compare different people.
+        These sets hold several languages: utt2lang (per subset) says which; English ones
+        are spread over both sets first.
+        """
+        ls = self.out / "LibriSpeech"
+        self.libri: list[dict] = []
+        self.used_staged: set[str] = set()
+        next_id = {"train-clean-100": 1000, "dev-clean": 2000, "test-clean": 3000}
+        by_spk: dict[str, list] = defaultdict(list)
+        for entry in self.staged:
+            by_spk[entry[0].spk].append(entry)
+        pseudo_tasks: list[dict] = []
+        plans: list[tuple[str, str]] = []
+
+        def speaker(subset: str, pool_spk: str, items: list, lang: str) -> int:
+            libri_id = next_id[subset]
+            next_id[subset] += 1
+            for index, (item, staged, _) in enumerate(items):
+                dest = self._libri_path(ls, subset, libri_id, index)
+                self.libri.append(dict(subset=subset, libri_id=libri_id, index=index, text=item.text, lang=lang,
+                                       dest=str(dest), pool_spk=pool_spk, origin=staged))
+                self.used_staged.add(staged)
+            return libri_id
+
+        def keep(spk: str, items: list, subset: str) -> None:
             info = self.speakers[spk]
-            info["libri_id"], info["subset"] = str(libri_id), "train-clean-100"
-            for index, (item, staged, dur) in enumerate(items):
-                dest = self._libri_path(ls, "train-clean-100", libri_id, index)
-                plans.append(dict(kind="copy", src=staged, dest=str(dest)))
-                self.libri.append(dict(subset="train-clean-100", libri_id=libri_id, index=index, text=item.text,
-                                       dest=str(dest), pool_spk=spk, origin=staged))
-        # pseudo-speakers: 20 f + 20 m per split
-        pseudo_tasks = []
-        for subset, part in parts.items():
-            per_spk = self.size["pseudo_train_utts" if subset.startswith("train") else "pseudo_eval_utts"]
-            for gender in ("f", "m") * 20:
-                libri_id = new_speaker(subset)
-                if gender == "f":
-                    target_f0, scale = self.rng.uniform(165, 240), self.rng.uniform(0.95, 1.08)
+            info["libri_id"], info["subset"] = str(speaker(subset, spk, items, items[0][0].lang)), subset
+            plans.extend((staged, self.libri[-len(items) + i]["dest"]) for i, (_, staged, _) in enumerate(items))
+
+        def pseudo(base: str, items: list, subset: str, gender: str, ratio: float, pitch: float) -> None:
+            base_info = self.speakers[base]
+            libri_id = next_id[subset]
+            spk = f"ps{libri_id}"
+            speaker(subset, spk, items, items[0][0].lang)
+            self.speakers[spk] = dict(
+                spk=spk, gender=gender, gender_rule="target F0 (Praat change gender)", kind="pseudo",
+                source=base_info["source"], f0=pitch, langs={items[0][0].lang}, libri_id=str(libri_id),
+                subset=subset, base=base, transform=f"praat change-gender formants x{ratio:.3f} median F0 {pitch:.0f} Hz")
+            pseudo_tasks.append(dict(inputs=[staged for _, staged, _ in items], ratio=ratio, pitch=pitch,
+                                     outputs=[r["dest"] for r in self.libri[-len(items):]]))
+
+        # training voices: English only
+        for base in TRAIN_BASES:
+            items = [e for e in by_spk.get(base, []) if e[0].lang == "en"]
+            if base not in self.speakers or len(items) < 5:
+                continue
+            gender = self.speakers[base]["gender"]
+            own = items[: max(5, len(items) // 4)] if base == "ast_allison" else items[: self.size["train_own_utts"]]
+            keep(base, own, "train-clean-100")
+            rest = items[len(own):] or items
+            for k in range(self.size["train_pseudo"].get(base, 0)):
+                new_gender = ("f", "m")[k % 2]
+                if new_gender == gender:
+                    ratio, pitch = voices.same_gender_target(self.rng, gender)
                 else:
-                    target_f0, scale = self.rng.uniform(85, 145), self.rng.uniform(0.80, 0.90)
-                chosen = [part[i] for i in np.sort(self.rng.choice(len(part), min(per_spk, len(part)), replace=False))]
-                spk = f"ps{libri_id}"
-                self.speakers[spk] = dict(spk=spk, gender=gender, gender_rule="target_f0", kind="pseudo",
-                                          source=f"ast_allison pitch x{target_f0 / src_f0:.3f} formants x{scale:.3f}",
-                                          f0=target_f0, langs={"en"}, libri_id=str(libri_id), subset=subset)
-                outputs = []
-                for index, (item, staged, _) in enumerate(chosen):
-                    dest = self._libri_path(ls, subset, libri_id, index)
-                    outputs.append(str(dest))
-                    self.libri.append(dict(subset=subset, libri_id=libri_id, index=index, text=item.text,
-                                           dest=str(dest), pool_spk=spk, origin=staged))
-                pseudo_tasks.append(dict(inputs=[c[1] for c in chosen], outputs=outputs,
-                                         pitch=target_f0 / src_f0, alpha=scale))
-        for plan in plans:
-            Path(plan["dest"]).parent.mkdir(parents=True, exist_ok=True)
-            data, sr = soundfile.read(plan["src"], dtype="float32")
-            soundfile.write(plan["dest"], data, sr, subtype="PCM_16")
-        durations: dict[str, float] = {p["dest"]: soundfile.info(p["dest"]).duration for p in plans}
+                    new_gender, ratio, pitch = voices.flip_target(self.rng, gender)
+                pick = np.sort(self.rng.choice(len(rest), min(self.size["pseudo_train_utts"], len(rest)), replace=False))
+                pseudo(base, [rest[i] for i in pick], "train-clean-100", new_gender, ratio, pitch)
+        # evaluation voices: every other base with enough utterances in one language
+        need = 2 * 3
+        candidates = []
+        for base in sorted(self.speakers):
+            if base in TRAIN_BASES or self.speakers[base]["kind"] == "pseudo":
+                continue
+            langs = Counter(e[0].lang for e in by_spk[base])
+            lang, count = max(sorted(langs.items()), key=lambda kv: kv[1])
+            if count >= need:
+                candidates.append((base, lang))
+        english = [c for c in candidates if c[1] == "en"]
+        others = [c for c in candidates if c[1] != "en"]
+        order = [english[i] for i in self.rng.permutation(len(english))] + \
+            [others[i] for i in self.rng.permutation(len(others))]
+        sets: dict[str, list[tuple[str, str]]] = {"dev-clean": [], "test-clean": []}
+        for index, candidate in enumerate(order):
+            subset = min(sets, key=lambda s: (len(sets[s]), s))
+            if len(sets[subset]) < EVAL_BASES:
+                sets[subset].append(candidate)
+        short = {s: EVAL_BASES - len(v) for s, v in sets.items() if len(v) < EVAL_BASES}
+        if short:
+            raise InputError(
+                "cannot meet the speaker protocol (20 f + 20 m per evaluation set from 20 distinct base voices, "
+                "disjoint sets): " + ", ".join(f"{s} is {n} base voice(s) short" for s, n in short.items())
+                + f"; {len(candidates)} usable base voices" + (
+                    f"; missing voice packages: {', '.join(self.missing_voices)}" if self.missing_voices else ""))
+        self.unused_bases = sorted(set(candidates) - {c for v in sets.values() for c in v})
+        for subset, chosen in sets.items():
+            for base, lang in chosen:
+                # the longest utterances (a speaker embedding needs speech), alternately to the
+                # voice itself and to its pseudo-speaker so both get similar lengths
+                items = sorted((e for e in by_spk[base] if e[0].lang == lang), key=lambda e: (-e[2], e[1]))
+                half = min(self.size["eval_utts"], len(items) // 2)
+                keep(base, items[0: 2 * half: 2], subset)
+                gender, ratio, pitch = voices.flip_target(self.rng, self.speakers[base]["gender"])
+                pseudo(base, items[1: 2 * half: 2], subset, gender, ratio, pitch)
+        for source, dest in plans:
+            Path(dest).parent.mkdir(parents=True, exist_ok=True)
+            data, sr = soundfile.read(source, dtype="float32")
+            soundfile.write(dest, data, sr, subtype="PCM_16")
+        durations: dict[str, float] = {dest: soundfile.info(dest).duration for _, dest in plans}
         for results in self._pool_map(_pseudo_task, pseudo_tasks, "pseudo-speakers"):
             durations.update(dict(results))
-        # transcripts and SPEAKERS.TXT
+        # transcripts, utt2lang and SPEAKERS.TXT
         chapters: dict[tuple[str, int], list[dict]] = defaultdict(list)
+        utt2lang: dict[str, list[str]] = defaultdict(list)
         for row in self.libri:
             row["duration"] = durations[row["dest"]]
             chapters[(row["subset"], row["libri_id"])].append(row)
+            utt2lang[row["subset"]].append(f"{Path(row['dest']).stem} {row['lang']}\n")
         for (subset, libri_id), rows in chapters.items():
             chapter = libri_id * 10 + 1
             lines = [f"{libri_id}-{chapter}-{r['index']:04d} {_libri_text(r['text'])}\n"
                      for r in sorted(rows, key=lambda r: r["index"])]
             atomic_write_text(ls / subset / str(libri_id) / str(chapter) / f"{libri_id}-{chapter}.trans.txt",
                               "".join(lines))
+        for subset, lines in utt2lang.items():
+            atomic_write_text(ls / subset / "utt2lang", "".join(sorted(lines)))
         minutes = Counter()
         for row in self.libri:
             minutes[row["libri_id"]] += row["duration"] / 60
@@ -459,12 +537,13 @@ class Builder:
             if not info["libri_id"]:
                 continue
             lid = int(info["libri_id"])
-            name = f"{info['kind']}: {info['spk']} ({info['source']})"
-            lines.append(f"{lid:<5}| {info['gender'].upper()} | {info['subset']:<17}| {minutes[lid]:5.2f} | {name}\n")
+            name = (f"{info['kind']}: {info['spk']} base {info['base']}, {info['transform']}, "
+                    f"gender by {info['gender_rule']} ({info['source']})")
+            lines.append(f"{lid:<5}| {info['gender'].upper()} | {info['subset']:<17}| {minutes[lid]:5.2f} | "
+                         f"{name.replace('|', '/')}\n")
         atomic_write_text(ls / "SPEAKERS.TXT", "".join(lines))
-        for spk in ("ast_allison", "tp_en_gb"):
-            if spk in self.speakers:
-                self.speakers[spk]["langs"].add("en")
+        for row in self.libri:
+            self.speakers[row["pool_spk"]]["langs"].add(row["lang"])
 
     @staticmethod
     def _libri_path(ls: Path, subset: str, libri_id: int, index: int) -> Path:
@@ -472,11 +551,21 @@ class Builder:
         return ls / subset / str(libri_id) / str(chapter) / f"{libri_id}-{chapter}-{index:04d}.flac"
 
     def build_pool_index(self) -> None:
-        """The speech pool: every non-English real utterance plus the LibriSpeech tree."""
+        """The speech pool: real and synthesised utterances the LibriSpeech tree did not take.
+
+        English leftovers of the evaluation voices are the held-out DNS English test speech
+        (never in the pool, never in training); every other leftover is pool (training) material.
+        """
         speech = self.out / "speech"
+        eval_bases = {info["base"] for info in self.speakers.values()
+                      if info["subset"] in ("dev-clean", "test-clean")}
+        self.heldout_en: list[tuple[src.SpeechSource, str, float]] = []
         for item, staged, dur in self.staged:
-            if item.lang == "en":
-                continue       # English lives in the LibriSpeech tree (no duplicates)
+            if staged in self.used_staged:
+                continue
+            if item.lang == "en" and item.spk in eval_bases:
+                self.heldout_en.append((item, staged, dur))
+                continue
             dest = speech / item.lang / item.spk / f"{item.spk}-{item.lang}_{item.name}.flac"
             dest.parent.mkdir(parents=True, exist_ok=True)
             data, sr = soundfile.read(staged, dtype="float32")
@@ -487,11 +576,10 @@ class Builder:
                                   split="pool"))
         for row in self.libri:
             utt_name = Path(row["dest"]).stem.replace("-", "_")
-            self.utts.append(dict(utt=f"{row['pool_spk']}-en_{utt_name}", spk=row["pool_spk"], lang="en",
-                                  path=src.relpath(row["dest"], self.out), duration=row["duration"],
-                                  text=row["text"], split=row["subset"]))
+            self.utts.append(dict(utt=f"{row['pool_spk']}-{row['lang']}_{utt_name}", spk=row["pool_spk"],
+                                  lang=row["lang"], path=src.relpath(row["dest"], self.out),
+                                  duration=row["duration"], text=row["text"], split=row["subset"]))
         self.utts.sort(key=lambda r: r["utt"])
-        shutil.rmtree(self.out / ".stage")
 
     # -- noise, music, pictures
     def build_noise(self) -> None:
@@ -631,11 +719,20 @@ class Builder:
             atomic_write_text(root / "metadata" / f"noise_meta_{split}.csv", "".join(lines))
 
     def build_dns(self) -> None:
-        """DNS-Challenge-style: datasets/clean/<language>/*.flac and datasets/noise/*.wav (links)."""
+        """DNS-Challenge-style: datasets/clean/<language>/*.flac and datasets/noise/*.wav.
+
+        English: held-out utterances of evaluation voices (no training list holds their
+        speakers or files). Other languages: links to pool utterances.
+        """
         root = self.out / "dns" / "datasets"
+        english = self.root_dns_en = root / "clean" / src.LANG_NAMES["en"]
+        for item, staged, _ in self._cap(self.heldout_en, self.size["dns_per_lang"]):
+            data, sr = soundfile.read(staged, dtype="float32")
+            english.mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(english / f"{item.spk}_{item.name}.flac"), data, sr, subtype="PCM_16")
         by_lang: dict[str, list[dict]] = defaultdict(list)
         for row in self.utts:
-            if row["split"] in ("pool", "train-clean-100"):
+            if row["split"] == "pool" and row["lang"] != "en":
                 by_lang[row["lang"]].append(row)
         for lang, rows in sorted(by_lang.items()):
             for row in self._cap(rows, self.size["dns_per_lang"]):
@@ -644,6 +741,7 @@ class Builder:
         for row in self.noise:
             if row["category"] != "music":
                 _link(self.out / row["path"], root / "noise" / Path(row["path"]).name)
+        shutil.rmtree(self.out / ".stage")
 
     # -- metadata
     def write_metadata(self) -> None:
@@ -661,9 +759,10 @@ class Builder:
             info = self.speakers[spk]
             rows.append(f"{spk}\t{info['gender']}\t{','.join(sorted(info['langs']))}\t{info['kind']}\t"
                         f"{info['gender_rule']}\t{info['f0']:.1f}\t{info['libri_id'] or '-'}\t"
-                        f"{info['subset'] or '-'}\t{info['source']}\n")
+                        f"{info['subset'] or '-'}\t{info['source']}\t{info['base']}\t{info['transform']}\n")
         atomic_write_text(self.out / "speakers.tsv",
-                          "spk\tgender\tlangs\tkind\tgender_rule\tmedian_f0\tlibri_id\tlibri_subset\tsource\n"
+                          "spk\tgender\tlangs\tkind\tgender_rule\tmedian_f0\tlibri_id\tlibri_subset\tsource\tbase"
+                          "\ttransform\n"
                           + "".join(rows))
         self._write_readme(used)
         self._write_licenses()
@@ -675,31 +774,48 @@ class Builder:
         for r in self.utts:
             dur_lang[r["lang"]] += r["duration"] / 60
         kinds = Counter((self.speakers[s]["kind"], self.speakers[s]["gender"]) for s in used)
+        kind_names = ("real", "synthesised", "pseudo")
+        bases = {self.speakers[s]["base"] for s in used}
         lines = [
             "# Mini corpus", "",
             f"Built by `tools/make_mini_corpus.sh`{' --small' if self.opt.small else ''} "
             f"(format {FORMAT_VERSION}, seed {self.opt.seed}). Real recorded speech, noise and music from "
-            "Debian packages (see LICENSES.md); English pseudo-speakers are pitch- and formant-shifted "
-            "copies of a real voice.", "",
+            "Debian packages (see LICENSES.md), recorded-voice synthesisers (festival, flite) reading real "
+            "text, and pseudo-speakers (Praat change-gender of one base voice).", "",
             "## Speech", "",
             f"- utterances: {len(self.utts)}, hours: {hours:.2f}",
-            f"- speakers: {len(used)} = "
-            + ", ".join(f"{k} {g}: {kinds[(k, g)]}" for k in ("real", "pseudo") for g in ("f", "m")),
+            f"- speakers: {len(used)} from {len(bases)} base voices (recorded people) = "
+            + ", ".join(f"{k} {g}: {kinds[(k, g)]}" for k in kind_names for g in ("f", "m")),
             f"- languages ({len(by_lang)}): " + ", ".join(f"{l} {by_lang[l]} utts / {dur_lang[l]:.1f} min"
                                                          for l in sorted(by_lang)),
-            "", "LibriSpeech layout (English only):", "",
-            "| subset | speakers f | speakers m | real | pseudo | utterances | minutes |", "|---|---|---|---|---|---|---|"]
+            "- missing voice packages: " + (", ".join(self.missing_packages) or "none")
+            + "; voices left out: " + (", ".join(self.missing_voices) or "none"),
+            "", "LibriSpeech layout. train-clean-100 is English only; dev-clean and test-clean hold 20 base voices "
+            "each (one female and one male speaker per base voice: the voice itself and a pseudo-speaker of the "
+            "other gender), in several languages: `<subset>/utt2lang` says which, compute WER on `en` only. "
+            "Speaker-verification figures (resemblyzer EER, same-gender pairs / VoicePrivacy-style trial lists) "
+            "and DistillMOS means are added below by `python -m speechlib.data.mini_quality` "
+            "(tests/benchmarks/bench_mini_corpus.py).", "",
+            "| subset | speakers f | speakers m | real | synthesised | pseudo | base voices | English speakers "
+            "| utterances | English utts | minutes |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for subset in ("train-clean-100", "dev-clean", "test-clean"):
             spks = {r["pool_spk"] for r in self.libri if r["subset"] == subset}
             g = Counter(self.speakers[s]["gender"] for s in spks)
             k = Counter(self.speakers[s]["kind"] for s in spks)
             rows = [r for r in self.libri if r["subset"] == subset]
-            lines.append(f"| {subset} | {g['f']} | {g['m']} | {k['real']} | {k['pseudo']} | {len(rows)} | "
-                         f"{sum(r['duration'] for r in rows) / 60:.1f} |")
-        lines += ["", "Gender: stated by the package for asterisk voices; from the median F0 (>= 160 Hz: f) "
-                  "for Tux Paint voices; from the target F0 for pseudo-speakers (f: 165-240 Hz with formants "
-                  "x0.95-1.08, m: 85-145 Hz with formants x0.80-0.90 of the female source). "
-                  "Tux Paint is assumed to have one speaker per language.", "",
+            eng = {r["pool_spk"] for r in rows if r["lang"] == "en"}
+            lines.append(f"| {subset} | {g['f']} | {g['m']} | {k['real']} | {k['synthesised']} | {k['pseudo']} | "
+                         f"{len({self.speakers[s]['base'] for s in spks})} | {len(eng)} | {len(rows)} | "
+                         f"{sum(r['lang'] == 'en' for r in rows)} | {sum(r['duration'] for r in rows) / 60:.1f} |")
+        lines += ["", "Kinds: `real` = a recording of a person; `synthesised` = festival/flite voice built from one "
+                  "person's recordings, reading real text (Tux Paint stamp texts); `pseudo` = Praat change-gender "
+                  "(PSOLA pitch + formant shift) of one base voice's other utterances. Gender: stated by the package "
+                  "(asterisk voice directories, festvox package descriptions, CMU ARCTIC notes for flite voices); "
+                  "from the median F0 (>= 160 Hz: f) for Tux Paint volunteers and the unlabelled asterisk prompt "
+                  "voices; from the target F0 for pseudo-speakers. Tux Paint is assumed to have one volunteer per "
+                  "language. No base voice is in two of train/dev/test; the DNS English test speech is held-out "
+                  "utterances of dev/test voices. Base voices not needed: "
+                  + (", ".join(b for b, _ in self.unused_bases) or "none") + ".", "",
                   "## Noise and music", "", "| AudioSet category | clips | minutes |", "|---|---|---|"]
         cats = Counter(r["category"] for r in self.noise)
         for cat in src.AUDIOSET_CATEGORIES:
@@ -717,11 +833,13 @@ class Builder:
                   "- `LibriSpeech/{train-clean-100,dev-clean,test-clean}/<spk>/<chapter>/*.flac`, `*.trans.txt`, "
                   "`SPEAKERS.TXT`",
                   "- `speech/<lang>/<spk>/*.flac` (non-English), `speech/index.tsv` (all speech, English included)",
-                  "- `speakers.tsv`: spk, gender, langs, kind (real|pseudo), gender rule, median F0, LibriSpeech id",
+                  "- `speakers.tsv`: spk, gender, langs, kind (real|synthesised|pseudo), gender rule, median F0, "
+                  "LibriSpeech id and subset, source package, base voice, transform",
                   "- `noise/<category>/*.wav` (16 kHz mono, AudioSet top-level category), `noise/index.tsv`",
                   "- `music48k/*.flac` (48 kHz stereo), `audio_image/<group>/<name>.{wav,png|svg}`",
                   "- `wham_noise/{tr,cv,tt}/*.wav`, `wham_noise/metadata/noise_meta_*.csv`",
-                  "- `dns/datasets/clean/<language>/*.flac`, `dns/datasets/noise/*.wav` (hard links)", "",
+                  "- `dns/datasets/clean/<language>/*.flac` (English: held-out files; others: hard links to the "
+                  "pool), `dns/datasets/noise/*.wav` (hard links)", "",
                   "Python: `speechlib.data.mini` writes Kaldi data dirs from these indexes."]
         atomic_write_text(self.out / "README.md", "\n".join(lines) + "\n")
 
@@ -729,10 +847,10 @@ class Builder:
         lines = ["# Sources and licenses", "",
                  "Every file here derives from these Debian (bookworm) packages; licenses are those of each "
                  "package's `debian/copyright`.", "", "| package | license | what was taken |", "|---|---|---|"]
-        for package, (license_, what) in src.PACKAGES.items():
+        for package, (license_, what) in {**src.PACKAGES, **src.VOICE_PACKAGES}.items():
             lines.append(f"| {package} | {license_} | {what} |")
         lines += ["", "Coloured noise is generated (numpy); babble mixes speech-pool utterances; pseudo-speakers "
-                  "are transformed copies of asterisk-core-sounds-en (CC-BY-SA-3.0: share alike)."]
+                  "are transformed copies of their base voice (the base voice's license applies)."]
         atomic_write_text(self.out / "LICENSES.md", "\n".join(lines) + "\n")
 
     def run(self) -> None:
@@ -786,19 +904,25 @@ def build(debs_dir: Path, out: Path, options: Options) -> bool:
     for pattern in (f".{out.name}.*.tmp", ".mini-src.*"):   # left by a killed build
         for stale in out.parent.glob(pattern):
             shutil.rmtree(stale, ignore_errors=True)
-    needed = sorted(src.PACKAGES)
-    debs = []
-    for package in needed:
+    debs, missing = [], []
+    for package in sorted(src.PACKAGES) + sorted(src.VOICE_PACKAGES):
         found = sorted(debs_dir.glob(f"{package}_*.deb"))
-        if not found:
+        if found:
+            debs.append(found[-1])
+        elif package in src.VOICE_PACKAGES:
+            missing.append(package)
+            print(f"mini_build: warning: voice package {package} not downloaded; building without it",
+                  file=sys.stderr)
+        else:
             raise InputError(f"package {package} not downloaded; run tools/make_mini_corpus.sh, or point "
                              f"--from-dir at a directory holding {package}_*.deb", str(debs_dir))
-        debs.append(found[-1])
     with atomic_directory(out) as tmp, tempfile.TemporaryDirectory(dir=out.parent, prefix=".mini-src.") as unpack:
         extract_debs(debs, Path(unpack))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            Builder(Path(unpack), tmp, options).run()
+            builder = Builder(Path(unpack), tmp, options)
+            builder.missing_packages = missing
+            builder.run()
         (tmp / ".complete").write_text(options.digest() + "\n")
     return True
 

@@ -34,6 +34,37 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "pingus-data": ("GPL-3+ (music: see its copyright)", "tracker-module music rendered to 48 kHz stereo"),
 }
 
+# Voice packages: more recorded people. The build goes on without any of them (and says which
+# are missing in README.md); it fails only when the evaluation speaker protocol cannot be met.
+VOICE_PACKAGES: dict[str, tuple[str, str]] = {
+    "asterisk-prompt-es-co": ("GPL-2", "Colombian Spanish prompts (one speaker)"),
+    "asterisk-prompt-fr-armelle": ("GPL-2", "French prompts (Armelle Desjardins, f)"),
+    "asterisk-prompt-it-menardi-wav": ("GPL-2", "Italian prompts (Menardi, f)"),
+    "flite": ("BSD-like (CMU)", "flite engine; CMU ARCTIC voices kal16, awb, rms, slt"),
+    "libflite1": ("BSD-like (CMU)", "flite libraries and voices"),
+    "festival": ("BSD-like (CSTR)", "festival engine"),
+    "libestools2.5": ("BSD-like (CSTR)", "festival's speech tools library"),
+    "festlex-cmu": ("public domain / BSD-like", "English lexicon for festival"),
+    "festlex-poslex": ("BSD-like", "English part-of-speech lexicon for festival"),
+    "festlex-ifd": ("BSD-like", "Italian lexicon for festival"),
+    "festvox-kdlpc16k": ("BSD-like", "festival voice ked (US English, m)"),
+    "festvox-italp16k": ("BSD-like", "festival voice lp (Italian, f)"),
+    "festvox-itapc16k": ("BSD-like", "festival voice pc (Italian, m)"),
+    "festvox-ru": ("BSD-like", "festival voice msu_ru_nsh (Russian, m)"),
+    "festival-czech": ("GPL-2+", "Czech support for festival"),
+    "festvox-czech-dita": ("CC-BY-NC-SA-3.0 (see its copyright)", "festival voice dita (Czech, f)"),
+    "festvox-czech-krb": ("CC-BY-NC-SA-3.0 (see its copyright)", "festival voice krb (Czech, child m)"),
+    "festvox-czech-machac": ("CC-BY-NC-SA-3.0 (see its copyright)", "festival voice machac (Czech, m)"),
+    "festvox-czech-ph": ("GPL-2+", "festival voice ph (Czech, m)"),
+    "festvox-suopuhe-common": ("LGPL-2.1", "Finnish support for festival"),
+    "festvox-suopuhe-lj": ("LGPL-2.1", "festival voice lj (Finnish, f)"),
+    "festvox-suopuhe-mv": ("LGPL-2.1", "festival voice mv (Finnish, m)"),
+    "festival-ca": ("LGPL-2.1", "Catalan support for festival"),
+    "festvox-ca-ona-hts": ("LGPL-2.1 (see its copyright)", "festival HTS voice ona (Catalan, f)"),
+    "festival-hi": ("GPL-2", "Hindi support for festival"),
+    "festvox-hi-nsk": ("GPL-2", "festival voice NSK (Hindi, m)"),
+}
+
 AUDIOSET_CATEGORIES = ("human", "source_ambiguous", "animal", "things", "music", "natural", "background")
 AUDIOSET_NAMES = {
     "human": "Human sounds",
@@ -50,7 +81,7 @@ LANG_NAMES = {
     "zh": "mandarin", "ro": "romanian", "ca": "catalan", "bg": "bulgarian", "be": "belarusian",
     "el": "greek", "da": "danish", "lt": "lithuanian", "nl": "dutch", "ja": "japanese", "ko": "korean",
     "sv": "swedish", "pt": "portuguese", "nn": "norwegian_nynorsk", "nb": "norwegian_bokmal",
-    "sl": "slovenian", "ml": "malayalam",
+    "sl": "slovenian", "ml": "malayalam", "cs": "czech", "fi": "finnish", "hi": "hindi",
 }
 
 
@@ -103,6 +134,7 @@ def asterisk_speech(root: Path) -> tuple[list[SpeechSource], dict[str, str], dic
     sounds = root / "usr/share/asterisk/sounds"
     if not sounds.is_dir():
         return sources, genders, skipped
+    voices: list[tuple[str, str, list[tuple[Path, str]]]] = []   # (spk, lang, [(dir, key prefix)])
     for voice in sorted(p for p in sounds.iterdir() if p.is_dir()):
         parts = voice.name.split("_")
         if len(parts) < 4:
@@ -110,20 +142,31 @@ def asterisk_speech(root: Path) -> tuple[list[SpeechSource], dict[str, str], dic
         lang, gender, person = parts[0], parts[2], "_".join(parts[3:])
         spk = "ast_" + safe_id(person).lower()
         genders[spk] = gender
+        voices.append((spk, lang, [(voice, "")]))
+    # asterisk-prompt-es-co and -fr-armelle install the old flat layout (sounds/es, sounds/digits/es);
+    # their file names are the core-sounds prompt names, so the core transcripts apply
+    for spk, lang in (("ast_prompt_es_co", "es"), ("ast_armelle", "fr")):
+        dirs = [(sounds / lang, "")] + [(sounds / sub / lang, sub + "/") for sub in ("digits", "letters", "dictate")]
+        voices.append((spk, lang, [(d, prefix) for d, prefix in dirs if d.is_dir()]))
+    for spk, lang, dirs in voices:
         transcripts = _asterisk_transcripts(root / f"usr/share/doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz")
-        for path in sorted(voice.rglob("*.g722")):
-            key = path.relative_to(voice).with_suffix("").as_posix()
-            if key.startswith("silence/"):
-                skipped["non-speech prompt"] += 1
-                continue
-            if key not in transcripts:
-                skipped["no transcript"] += 1
-                continue
-            text = clean_transcript(transcripts[key])
-            if not text:
-                skipped["non-speech prompt"] += 1
-                continue
-            sources.append(SpeechSource(spk, lang, safe_id(key), text, str(path), "g722"))
+        for directory, prefix in dirs:
+            for path in sorted(p for p in directory.rglob("*") if p.suffix in (".g722", ".gsm", ".wav")):
+                if (path.suffix == ".gsm" or path.suffix == ".wav") and path.with_suffix(".g722").exists():
+                    continue
+                key = prefix + path.relative_to(directory).with_suffix("").as_posix()
+                if key.startswith("silence/") or key in ("beep", "beeperr"):
+                    skipped["non-speech prompt"] += 1
+                    continue
+                if key not in transcripts:
+                    skipped["no transcript"] += 1
+                    continue
+                text = clean_transcript(transcripts[key])
+                if not text:
+                    skipped["non-speech prompt"] += 1
+                    continue
+                codec = {".g722": "g722", ".gsm": "gsm", ".wav": "file"}[path.suffix]
+                sources.append(SpeechSource(spk, lang, safe_id(key), text, str(path), codec))
     return sources, genders, skipped
 
 

@@ -1,0 +1,188 @@
+"""Is the mini corpus fit for speaker and quality tables? Two pretrained judges, both offline.
+
+- resemblyzer 0.1.4 (GE2E speaker encoder; weights inside the wheel): EER of cosine scores on
+  (a) all same-gender utterance pairs of up to 8 utterances per speaker, and (b) VoicePrivacy-
+  style trial lists: per speaker, enrolment = all but one utterance (centroid), 1 target trial
+  (the held-out one) + 30 non-target trials (utterances of other same-gender speakers).
+- DistillMOS (distillmos + xls-r-sqa; weights inside the wheels): mean predicted MOS of the
+  pseudo-speakers' utterances against the mean of their base voices' own utterances, and
+  of all the LibriSpeech-layout speech.
+
+`python -m speechlib.data.mini_quality --root mini [--write-readme]` prints the figures per
+subset (JSON) and, with --write-readme, adds them to the corpus README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from speechlib.data import librispeech
+from speechlib.io.atomic import atomic_write_text
+from speechlib.io.errors import exit_on_input_error
+
+SUBSETS = ("train-clean-100", "dev-clean", "test-clean")
+MARK = "<!-- mini_quality -->"
+
+
+def eer(target: np.ndarray, nontarget: np.ndarray) -> float:
+    """Equal error rate: where the miss rate on targets equals the false-alarm rate on non-targets."""
+    scores = np.concatenate([target, nontarget])
+    labels = np.concatenate([np.ones(len(target)), np.zeros(len(nontarget))])
+    order = np.argsort(-scores, kind="stable")
+    labels = labels[order]
+    fa = np.cumsum(1 - labels) / len(nontarget)          # accept everything scored >= threshold
+    miss = 1 - np.cumsum(labels) / len(target)
+    fa, miss = np.concatenate([[0.0], fa]), np.concatenate([[1.0], miss])
+    i = int(np.argmin(np.abs(fa - miss)))
+    return float((fa[i] + miss[i]) / 2)
+
+
+def subset_utterances(root: Path, subset: str, per_speaker: int) -> dict[str, list[Path]]:
+    """speaker -> up to `per_speaker` utterance files (sorted, so the choice is reproducible)."""
+    result = {}
+    for spk_dir in sorted(p for p in (root / "LibriSpeech" / subset).iterdir() if p.is_dir()):
+        result[spk_dir.name] = sorted(spk_dir.rglob("*.flac"))[:per_speaker]
+    return result
+
+
+class Judges:
+    """The two pretrained models, loaded once."""
+
+    def __init__(self, mos: bool = True):
+        from resemblyzer import VoiceEncoder
+        self.encoder = VoiceEncoder("cpu", verbose=False)
+        self.mos_model = None
+        if mos:
+            import distillmos
+            self.mos_model = distillmos.ConvTasNetDistillMOS()
+            self.mos_model.eval()
+
+    def embed(self, path: Path) -> np.ndarray:
+        from resemblyzer import preprocess_wav
+        return self.encoder.embed_utterance(preprocess_wav(soundfile.read(str(path), dtype="float32")[0], 16000))
+
+    def mos(self, path: Path) -> float:
+        import torch
+        audio = soundfile.read(str(path), dtype="float32")[0]
+        with torch.no_grad():
+            return float(self.mos_model(torch.from_numpy(audio)[None]).item())
+
+
+def speaker_eers(judges: Judges, utts: dict[str, list[Path]], genders: dict[str, str],
+                 nontarget_trials: int = 30, seed: int = 0) -> dict[str, float]:
+    """(a) same-gender pairs EER and (b) trial-list EER, as fractions, with the trial counts."""
+    emb = {spk: np.stack([judges.embed(p) for p in paths]) for spk, paths in utts.items()}
+    emb = {spk: e / np.linalg.norm(e, axis=1, keepdims=True) for spk, e in emb.items()}
+    spks = sorted(emb)
+    target, nontarget = [], []
+    for i, a in enumerate(spks):
+        sims = emb[a] @ emb[a].T
+        target += list(sims[np.triu_indices(len(sims), 1)])
+        for b in spks[i + 1:]:
+            if genders[a] == genders[b]:
+                nontarget += list((emb[a] @ emb[b].T).ravel())
+    rng = np.random.default_rng(seed)
+    t_scores, n_scores = [], []
+    for a in spks:
+        if len(emb[a]) < 2:
+            continue
+        enrol = emb[a][:-1].mean(axis=0)
+        enrol /= np.linalg.norm(enrol)
+        t_scores.append(float(emb[a][-1] @ enrol))
+        others = np.concatenate([emb[b] for b in spks if b != a and genders[b] == genders[a]])
+        pick = rng.choice(len(others), min(nontarget_trials, len(others)), replace=False)
+        n_scores += list(others[pick] @ enrol)
+    return dict(eer_pairs=eer(np.array(target), np.array(nontarget)), pairs_target=len(target),
+                pairs_nontarget=len(nontarget), eer_trials=eer(np.array(t_scores), np.array(n_scores)),
+                trials_target=len(t_scores), trials_nontarget=len(n_scores))
+
+
+def measure(root: Path, per_speaker: int = 8, mos_per_subset: int = 24, seed: int = 0,
+            mos: bool = True) -> dict[str, dict]:
+    """The figures per subset; DistillMOS on a seeded sample of pseudo and base utterances."""
+    judges = Judges(mos=mos)
+    speakers = librispeech.read_speakers(root / "LibriSpeech" / "SPEAKERS.TXT")
+    table = _speakers_tsv(root)
+    by_libri = {row["libri_id"]: row for row in table.values() if row["libri_id"] != "-"}
+    rng = np.random.default_rng(seed)
+    figures: dict[str, dict] = {}
+    for subset in SUBSETS:
+        utts = subset_utterances(root, subset, per_speaker)
+        result: dict = {}
+        if subset != "train-clean-100":
+            result.update(speaker_eers(judges, utts, {s: speakers[s]["gender"] for s in utts}, seed=seed))
+        if mos:
+            pseudo = [p for s, ps in utts.items() if by_libri[s]["kind"] == "pseudo" for p in ps]
+            bases = {by_libri[s]["base"] for s in utts if by_libri[s]["kind"] == "pseudo"}
+            own = [p for s, ps in utts.items() if by_libri[s]["kind"] != "pseudo" and by_libri[s]["spk"] in bases
+                   for p in ps]
+            everything = [p for ps in utts.values() for p in ps]
+            sample = lambda paths: [paths[i] for i in rng.choice(len(paths), min(mos_per_subset, len(paths)),
+                                                                   replace=False)] if paths else []
+            scores = {name: [judges.mos(p) for p in sample(paths)]
+                      for name, paths in (("pseudo", pseudo), ("base", own), ("all", everything))}
+            for name, values in scores.items():
+                result[f"mos_{name}"] = float(np.mean(values)) if values else float("nan")
+                result[f"mos_{name}_n"] = len(values)
+        figures[subset] = result
+    return figures
+
+
+def _speakers_tsv(root: Path) -> dict[str, dict[str, str]]:
+    lines = (root / "speakers.tsv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    return {row["spk"]: row for row in (dict(zip(header, line.split("\t"))) for line in lines[1:])}
+
+
+def readme_section(figures: dict[str, dict], command: str) -> str:
+    """Markdown table of the figures (EER in %, DistillMOS means with their sample sizes)."""
+    lines = [MARK, "", "## Measured with pretrained judges", "",
+             f"Command: `{command}` (resemblyzer 0.1.4 GE2E EER on cosine scores; DistillMOS means).", "",
+             "| subset | EER same-gender pairs % (target/non-target) | EER trial lists % (target/non-target) "
+             "| DistillMOS pseudo (n) | DistillMOS their base voices (n) | DistillMOS all (n) |",
+             "|---|---|---|---|---|---|"]
+    for subset, f in figures.items():
+        pairs = (f"{100 * f['eer_pairs']:.1f} ({f['pairs_target']}/{f['pairs_nontarget']})"
+                 if "eer_pairs" in f else "not measured (training set)")
+        trials = (f"{100 * f['eer_trials']:.1f} ({f['trials_target']}/{f['trials_nontarget']})"
+                  if "eer_trials" in f else "-")
+        mos = [f"{f[f'mos_{k}']:.2f} ({f[f'mos_{k}_n']})" if f"mos_{k}" in f else "not run"
+               for k in ("pseudo", "base", "all")]
+        lines.append(f"| {subset} | {pairs} | {trials} | {' | '.join(mos)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(root: Path, figures: dict[str, dict], command: str) -> None:
+    """Replace (or append) the measured section of the corpus README.md."""
+    path = root / "README.md"
+    text = path.read_text(encoding="utf-8")
+    text = re.split(re.escape(MARK), text)[0].rstrip("\n") + "\n\n"
+    atomic_write_text(path, text + readme_section(figures, command))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", type=Path, default=None, help="corpus root (default: mini/)")
+    parser.add_argument("--per-speaker", type=int, default=8)
+    parser.add_argument("--mos-per-subset", type=int, default=24)
+    parser.add_argument("--no-mos", action="store_true")
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args()
+    from speechlib.data import mini
+    root = mini.mini_root(args.root)
+    figures = measure(root, args.per_speaker, args.mos_per_subset, mos=not args.no_mos)
+    print(json.dumps(figures, indent=1))
+    if args.write_readme:
+        write_readme(root, figures, "python -m speechlib.data.mini_quality " + " ".join(sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    exit_on_input_error("mini_quality", main)
