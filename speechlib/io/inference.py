@@ -168,9 +168,12 @@ class Runner:
             need = self.model.min_samples / self.model.sample_rate
             return self._refuse(summary, item, f"too short: {len(audio.data) / audio.sample_rate:.3f} s, "
                                 f"the model needs at least {need:.3f} s")
+        return self.job(item, signals, audio.sample_rate, len(audio.data))
+
+    def job(self, item, signals: list[np.ndarray], native_rate: int, frames: int) -> _Job:
         hop = self.window - self.overlap if isinstance(self.model, WaveformModel) else self.window
-        return _Job(item, audio.sample_rate, len(audio.data), signals,
-                    window_starts(len(signals[0]), self.window, hop), min(len(signals[0]), self.window))
+        return _Job(item, native_rate, frames, signals, window_starts(len(signals[0]), self.window, hop),
+                    min(len(signals[0]), self.window))
 
     def _refuse(self, summary: Summary, item, reason: str) -> None:
         reason = reason.replace(f"utterance '{item.name}': ", "")
@@ -179,8 +182,8 @@ class Runner:
         return None
 
     # -- the model ---------------------------------------------------------------------------
-    def _compute(self, jobs: list[_Job], summary: Summary) -> None:
-        """Run every window of `jobs`, batching only windows of equal length."""
+    def compute(self, jobs: list[_Job]) -> dict[int, str]:
+        """Run every window of `jobs`, batching only windows of equal length; {id(job): error}."""
         buckets: dict[int, list[tuple[_Job, int, int]]] = {}
         for job in jobs:
             for channel in range(len(job.signals)):
@@ -199,6 +202,10 @@ class Runner:
                     continue
                 for (job, channel, index), output in zip(part, outputs):
                     job.results[(channel, index)] = output
+        return broken
+
+    def _compute(self, jobs: list[_Job], summary: Summary) -> None:
+        broken = self.compute(jobs)
         for job in jobs:
             if id(job) in broken:
                 self._fail(summary, job.item, broken[id(job)])
@@ -221,14 +228,8 @@ class Runner:
             summary.done.append(job.item.name)
             return None
         channels = []
-        for channel, signal in enumerate(job.signals):
-            total = np.zeros(len(signal), np.float32)
-            norm = np.zeros(len(signal), np.float32)
-            for index, start in enumerate(job.starts):
-                weights = crossfade_weights(start, job.size, len(signal), self.overlap)
-                total[start:start + job.size] += weights * np.asarray(job.results[(channel, index)], np.float32)
-                norm[start:start + job.size] += weights
-            back = resample(total / norm, self.model.sample_rate, job.native_rate)
+        for channel in range(len(job.signals)):
+            back = resample(self.assemble(job, channel), self.model.sample_rate, job.native_rate)
             channels.append(np.pad(back[: job.frames], (0, max(0, job.frames - len(back)))))
         job.results.clear()
         output = np.stack(channels, axis=1)
@@ -254,6 +255,17 @@ class Runner:
         summary.done.append(job.item.name)
         return None
 
+    def assemble(self, job: _Job, channel: int) -> np.ndarray:
+        """One channel's output at the model's rate: the windows cross-faded."""
+        length = len(job.signals[channel])
+        total = np.zeros(length, np.float32)
+        norm = np.zeros(length, np.float32)
+        for index, start in enumerate(job.starts):
+            weights = crossfade_weights(start, job.size, length, self.overlap)
+            total[start:start + job.size] += weights * np.asarray(job.results[(channel, index)], np.float32)
+            norm[start:start + job.size] += weights
+        return total / norm
+
     def run(self, the_plan: Plan) -> Summary:
         summary = Summary(total=len(the_plan.items))
         progress = Progress(summary.total, self.prog, enabled=self.show_progress)
@@ -277,6 +289,26 @@ class Runner:
         finally:
             progress.close()
         return summary
+
+
+def apply_model(model: WaveformModel, signals: Sequence[np.ndarray], batch_size: int = 4,
+                chunk_seconds: float = 30.0) -> list[np.ndarray]:
+    """In-memory signals at the model's rate through the same windows and batching rule as the
+    command line (for stages that score many utterances): each output is independent of the
+    others and as long as its input. A model failure raises RuntimeError."""
+    runner = Runner("apply_model", model, batch_size, chunk_seconds, progress=False)
+    jobs = [runner.job(index, [np.ascontiguousarray(s, np.float32)], model.sample_rate, len(s))
+            for index, s in enumerate(signals)]
+    outputs: list[np.ndarray] = []
+    for first in range(0, len(jobs), batch_size):
+        part = jobs[first:first + batch_size]
+        broken = runner.compute(part)
+        if broken:
+            raise RuntimeError(next(iter(broken.values())))
+        for job in part:
+            outputs.append(runner.assemble(job, 0))
+            job.results.clear()
+    return outputs
 
 
 def write_listings(the_plan: Plan, summary: Summary) -> None:

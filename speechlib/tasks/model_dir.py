@@ -4,7 +4,7 @@
                         "recipe": "se_uda", "kind": "enhancer", "system": "srst_similar",
                         "sample_rate": 16000,
                         "config": {"unet": {...constructor arguments...}},
-                        "weights": {"unet": "unet.pt"},
+                        "weights": {"unet": "unet.pt"}, "sha256": {"unet": "..."},
                         "provenance": {"recipe", "system", "git", "corpus", "date", "command"},
                         "extra": {...anything the recipe adds...}}
     <dir>/<module>.pt  state dicts only, read with torch.load(weights_only=True): loading a
@@ -15,15 +15,18 @@ Saving:   save_model_dir(path, recipe="se_uda", kind="enhancer", system="dann", 
 Loading:  md = load_model_dir(path, recipe="se_uda", kind="enhancer")
           unet = md.build("unet", SpeechNoiseUNet)
 
-A directory of another recipe or kind is refused with one line naming both. The directory is
-written whole under a temporary name and swapped in (speechlib.io.atomic.atomic_directory), so
-a killed save leaves the previous model or none, never weights that do not match model.json.
+A directory of another recipe or kind is refused with one line naming both. model.json is written
+last (atomic rename) and records each weight file's SHA-256, checked on loading: a save killed
+between the weights and model.json is refused as incomplete, never loaded as a mismatched model.
+Other files in the directory (a recipe's own notes, sub-models) are left alone.
 It lives in speechlib/tasks because provenance (recipe, system, git revision, corpus) is what a
 stage knows; it needs nothing above speechlib/nn to load.
 """
 from __future__ import annotations
 
 import datetime
+import hashlib
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -32,7 +35,7 @@ from typing import Any, Callable
 
 import torch
 
-from speechlib.io.atomic import atomic_directory
+from speechlib.io.atomic import atomic_path, atomic_write_text
 from speechlib.io.errors import InputError
 from speechlib.results.environment import git_revision
 
@@ -75,9 +78,14 @@ class ModelDir:
             raise InputError(f"{self.describe()} has no '{name}' weights", str(self.path))
         file = self.path / self.meta["weights"][name]
         try:
-            return torch.load(file, map_location="cpu", weights_only=True)
+            raw = file.read_bytes()
         except FileNotFoundError:
             raise InputError("weights file missing (the model directory is incomplete)", str(file)) from None
+        if hashlib.sha256(raw).hexdigest() != self.meta.get("sha256", {}).get(name):
+            raise InputError(f"weights do not match {MANIFEST} (a save was interrupted, or the file was "
+                             "replaced): re-run the stage that trains it", str(file))
+        try:
+            return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         except Exception as err:  # an unpickling error means a damaged or foreign file
             raise InputError(f"cannot load weights: {err}".splitlines()[0], str(file)) from None
 
@@ -107,18 +115,34 @@ def _jsonable(value: Any) -> Any:
 
 
 def save_model_dir(path: str | Path, *, recipe: str, kind: str, system: str, sample_rate: int,
-                   modules: dict[str, torch.nn.Module], configs: dict[str, dict], corpus: str,
+                   modules: dict[str, torch.nn.Module | dict], configs: dict[str, dict], corpus: str,
                    extra: dict | None = None) -> Path:
-    """Write the directory (replacing an earlier one whole); returns its path."""
+    """Write (or replace) the model in `path`: modules (or bare state dicts), then model.json."""
     path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    weights, digests = {}, {}
+    for name, module in modules.items():
+        state = module.state_dict() if isinstance(module, torch.nn.Module) else module
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in state.items()}, buffer)
+        weights[name], digests[name] = f"{name}.pt", hashlib.sha256(buffer.getvalue()).hexdigest()
+        with atomic_path(path / weights[name], suffix=".pt") as tmp:
+            tmp.write_bytes(buffer.getvalue())
     meta = {"format": FORMAT, "version": VERSION, "recipe": recipe, "kind": kind, "system": system,
-            "sample_rate": int(sample_rate), "config": _jsonable(configs),
-            "weights": {name: f"{name}.pt" for name in modules},
-            "provenance": provenance(recipe, system, str(corpus)), "extra": _jsonable(extra or {})}
-    with atomic_directory(path) as tmp:
-        for name, module in modules.items():
-            torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, tmp / f"{name}.pt")
-        (tmp / MANIFEST).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+            "sample_rate": int(sample_rate), "config": _jsonable(configs), "weights": weights,
+            "sha256": digests, "provenance": provenance(recipe, system, str(corpus)),
+            "extra": _jsonable(extra or {})}
+    atomic_write_text(path / MANIFEST, json.dumps(meta, indent=1) + "\n")
+    return path
+
+
+def find_model_dir(path: str | Path, *below: str | Path) -> Path:
+    """`path` when it holds a model.json, else the first `path/<below>` that does (an experiment
+    dir given where a model dir is meant); `path` itself when none does (the loader then says why)."""
+    path = Path(path)
+    for candidate in (path, *(path / b for b in below)):
+        if (candidate / MANIFEST).is_file():
+            return candidate
     return path
 
 
@@ -142,7 +166,7 @@ def load_model_dir(path: str | Path, recipe: str, kind: str | tuple[str, ...]) -
     found = ModelDir(path, meta)
     if meta.get("recipe") != recipe or meta.get("kind") not in kinds:
         raise InputError(f"this is {found.describe()}, not {want}", str(path))
-    missing = [k for k in ("config", "weights", "sample_rate", "provenance") if k not in meta]
+    missing = [k for k in ("config", "weights", "sha256", "sample_rate", "provenance") if k not in meta]
     if missing:
         raise InputError(f"{MANIFEST} lacks {', '.join(missing)}", str(manifest))
     return found

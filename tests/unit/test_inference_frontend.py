@@ -297,3 +297,14 @@ def test_mp3_and_ogg_inputs_in_a_directory(tmp_path):
         decoded = inference.read_audio(str(source))
         info = soundfile.info(tmp_path / "out" / f"{name}.wav")
         assert (info.samplerate, info.frames) == (decoded.sample_rate, len(decoded.data))
+
+
+def test_apply_model_in_memory_is_batch_independent():
+    rng = np.random.default_rng(3)
+    signals = [0.1 * rng.standard_normal(int(s * RATE)).astype(np.float32) for s in (0.3, 2.9, 1.1, 0.3)]
+    model = normalise(None)
+    together = inference.apply_model(model, signals, batch_size=3, chunk_seconds=1.0)
+    for signal, joint in zip(signals, together):
+        alone = inference.apply_model(model, [signal], batch_size=3, chunk_seconds=1.0)[0]
+        assert joint.shape == signal.shape
+        assert np.linalg.norm(alone - joint) <= 1e-5 * np.linalg.norm(alone)

@@ -1,6 +1,7 @@
 """speechlib.tasks.model_dir: one format, one loader that refuses what is not the asked-for model."""
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 
@@ -31,7 +32,7 @@ def test_round_trip_with_provenance(tmp_path):
     assert loaded.sample_rate == 16000 and loaded.config == {"net": {"width": 3}}
     assert {"recipe", "system", "git", "corpus", "date", "command"} <= set(loaded.provenance)
     assert loaded.provenance["corpus"] == "mini v2" and loaded.extra == {"note": "x"}
-    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) & 0o055 == 0o055  # not private 0700
+    assert all(stat.S_IMODE(p.stat().st_mode) & 0o044 == 0o044 for p in (tmp_path / "m").iterdir())
 
 
 @pytest.mark.parametrize("recipe,kind,message", [
@@ -66,6 +67,11 @@ class Payload:
 def test_weights_load_with_weights_only(tmp_path):
     save(tmp_path / "m")
     torch.save({"weight": Payload()}, tmp_path / "m" / "net.pt")
+    with pytest.raises(InputError, match="weights do not match model.json"):
+        load_model_dir(tmp_path / "m", "se_uda", "enhancer").state_dict("net")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["sha256"]["net"] = hashlib.sha256((tmp_path / "m" / "net.pt").read_bytes()).hexdigest()
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
     with pytest.raises(InputError, match="cannot load weights"):
         load_model_dir(tmp_path / "m", "se_uda", "enhancer").state_dict("net")
 
@@ -79,15 +85,19 @@ def test_weights_that_do_not_fit_the_config(tmp_path):
         load_model_dir(tmp_path / "m", "se_uda", "enhancer").build("net", small)
 
 
-def test_a_killed_save_keeps_the_previous_model(tmp_path, monkeypatch):
+def test_a_killed_save_is_never_loaded_as_a_model(tmp_path, monkeypatch):
     save(tmp_path / "m")
-    before = (tmp_path / "m" / "model.json").read_text()
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch, "save", killed)
+    monkeypatch.setattr("speechlib.tasks.model_dir.atomic_write_text", killed)
     with pytest.raises(KeyboardInterrupt):
-        save(tmp_path / "m", width=4)
-    assert (tmp_path / "m" / "model.json").read_text() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+        save(tmp_path / "m", width=4)  # new weights written, model.json not
+    with pytest.raises(InputError, match="a save was interrupted"):
+        load_model_dir(tmp_path / "m", "se_uda", "enhancer").build("net", small)
+    monkeypatch.undo()
+    (tmp_path / "m" / "keep").mkdir()
+    save(tmp_path / "m", width=4)  # the re-run completes it; other files stay
+    assert load_model_dir(tmp_path / "m", "se_uda", "enhancer").build("net", small).weight.shape == (2, 4)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["keep", "model.json", "net.pt"]

@@ -193,10 +193,7 @@ def test_enhance_cli_file_dir_scp_and_rate(tmp_path):
     out = run(base + ["--in", str(tmp_path / "wav.scp"), "--out", str(tmp_path / "oscp")])
     assert out.returncode == 0 and set(read_dict(tmp_path / "oscp" / "wav.scp")) == {"u1", "u2"}
     out = run(base + ["--in", str(tmp_path / "in8k.wav"), "--out", str(tmp_path / "r.wav")])
-    assert out.returncode == 0 and "resampling" in out.stderr
-    assert soundfile.info(tmp_path / "r.wav").samplerate == 16000
-    out = run(base + ["--in", str(tmp_path / "in8k.wav"), "--out", str(tmp_path / "r2.wav"),
-                      "--on-rate-mismatch", "error"])
-    assert out.returncode == 1 and "8000 Hz, expected 16000 Hz" in out.stderr
+    assert out.returncode == 0, out.stderr  # the model runs at 16 kHz, the output stays 8 kHz
+    assert (soundfile.info(tmp_path / "r.wav").samplerate, soundfile.info(tmp_path / "r.wav").frames) == (8000, 4000)
     out = run(base + ["--system", "dann", "--in", str(tmp_path / "in8k.wav"), "--out", str(tmp_path / "x.wav")])
-    assert out.returncode == 1 and "no model for system 'dann'" in out.stderr
+    assert out.returncode == 1 and "not a model directory" in out.stderr and "Traceback" not in out.stderr

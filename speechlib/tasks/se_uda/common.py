@@ -8,9 +8,9 @@ import torch
 
 from speechlib.data.dataset import load_datadir_dataset
 from speechlib.io.audio import load_audio
-from speechlib.io.atomic import atomic_path
 from speechlib.io.errors import InputError
 from speechlib.nn.unet import DomainClassifier, SpeechNoiseUNet
+from speechlib.tasks.model_dir import load_model_dir, save_model_dir
 
 SYSTEMS = ("source", "remixit", "dann", "dann_remixit", "srst_random", "srst_similar", "target")
 
@@ -59,27 +59,22 @@ def model_dir(exp_dir: str | Path, system: str) -> Path:
 
 
 def save_model(path: Path, unet: SpeechNoiseUNet, classifier: DomainClassifier | None = None,
-               info: dict | None = None) -> None:
-    """model.pt: the U-Net's config and weights (and the domain classifier's), atomically."""
-    payload = {"unet_config": unet.config, "unet": unet.state_dict(), "info": info or {}}
+               info: dict | None = None, sample_rate: int = 16000, corpus: str = "not recorded") -> None:
+    """The system's model directory (speechlib.tasks.model_dir, kind "enhancer"): the U-Net (and
+    domain classifier) weights and configs, `info` (throughput) and provenance."""
+    modules, configs = {"unet": unet}, {"unet": unet.config}
     if classifier is not None:
-        payload.update(classifier_config=classifier.config, classifier=classifier.state_dict())
-    with atomic_path(path / "model.pt", suffix=".pt") as tmp:
-        torch.save(payload, tmp)
+        modules["classifier"], configs["classifier"] = classifier, classifier.config
+    save_model_dir(path, recipe="se_uda", kind="enhancer", system=Path(path).name, sample_rate=sample_rate,
+                   modules=modules, configs=configs, corpus=corpus, extra={"info": info or {}})
 
 
 def load_model(path: str | Path, with_classifier: bool = False):
-    """Load model.pt from a system dir; returns the U-Net, or (U-Net, classifier)."""
-    file = Path(path) / "model.pt" if Path(path).is_dir() else Path(path)
-    if not file.is_file():
-        raise InputError("no trained model here (model.pt missing: run the training stage)", str(file))
-    payload = torch.load(file, map_location="cpu", weights_only=True)
-    unet = SpeechNoiseUNet(**payload["unet_config"])
-    unet.load_state_dict(payload["unet"])
+    """A system's model directory -> the U-Net, or (U-Net, classifier); both in eval mode."""
+    model = load_model_dir(path, "se_uda", "enhancer")
+    unet = model.build("unet", SpeechNoiseUNet)
     if not with_classifier:
         return unet
-    if "classifier" not in payload:
-        raise InputError("this model has no domain classifier", str(file))
-    classifier = DomainClassifier(**payload["classifier_config"])
-    classifier.load_state_dict(payload["classifier"])
-    return unet, classifier
+    if not model.has("classifier"):
+        raise InputError("this model has no domain classifier", str(path))
+    return unet, model.build("classifier", DomainClassifier)

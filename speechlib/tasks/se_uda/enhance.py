@@ -1,93 +1,52 @@
-"""Enhance audio with a trained se_uda model: a wav file, a directory of them, or a wav.scp.
+"""Enhance recordings with a model trained by egs/se_uda (noisy speech in, speech estimate out).
 
-    python -m speechlib.tasks.se_uda.enhance --model exp/mini_se_uda --in noisy.wav --out clean.wav
-    python -m speechlib.tasks.se_uda.enhance --model exp/mini_se_uda --system dann --in dir/ --out out/
-    python -m speechlib.tasks.se_uda.enhance --model exp/mini_se_uda/models/target --in data/x/wav.scp --out out/
+examples:
+  python -m speechlib.tasks.se_uda.enhance --model exp/mini_se_uda --in noisy.wav --out clean.wav
+  python -m speechlib.tasks.se_uda.enhance --model exp/mini_se_uda --system dann --in dir/ --out out/
+  python -m speechlib.tasks.se_uda.enhance --model exp/mini_se_uda/models/target --in data/x/wav.scp --out out/
 
-`--model` is an experiment dir (the system comes from `--system`, default srst_similar) or a
-system dir holding model.pt. A wav.scp gives <out>/<utt>.wav and <out>/wav.scp. Input at another
-sample rate is resampled to the model's rate with a warning (`--on-rate-mismatch error` refuses
-it instead); the output is written at the model's rate. Files are processed in batches of
-similar length (`--batch-size`).
+--model is an experiment dir (the system then comes from --system, default srst_similar) or one
+system's model directory (exp/<tag>/models/<system>).
 """
 from __future__ import annotations
 
 import argparse
-import warnings
-from pathlib import Path
 
+import numpy as np
 import torch
-from tqdm import tqdm
 
-from speechlib.io.audio import load_audio, write_audio
-from speechlib.io.errors import InputError, exit_on_input_error
-from speechlib.io.kaldi import read_dict, write_table
-from speechlib.tasks.se_uda.common import SYSTEMS, load_model, model_dir
-from speechlib.tasks.se_uda.enhancer import enhance
+from speechlib.io import inference
+from speechlib.io.errors import exit_on_input_error
+from speechlib.nn.unet import SpeechNoiseUNet
+from speechlib.tasks.model_dir import find_model_dir, load_model_dir
+from speechlib.tasks.se_uda.common import SYSTEMS, model_dir
 
-SAMPLE_RATE = 16000
-
-
-def resolve_model(model: str, system: str) -> Path:
-    path = Path(model)
-    if (path / "model.pt").is_file() or path.suffix == ".pt":
-        return path
-    candidate = model_dir(path, system)
-    if not (candidate / "model.pt").is_file():
-        raise InputError(f"no model for system '{system}' (expected {candidate}/model.pt)", str(path))
-    return candidate
+PROG = "se_uda.enhance"
+MEMORY_MB = 1500
+CONTEXT_SECONDS = 0.5  # overlap of the windows of a long file: well beyond the U-Net's time context
 
 
-def plan(source: Path, out: Path) -> tuple[list[tuple[str, str, Path]], Path | None]:
-    """(key, input spec, output path) per item, and the wav.scp to write (for a wav.scp input)."""
-    if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
-        if not files:
-            raise InputError("no .wav or .flac files in this directory", str(source))
-        return [(str(p.relative_to(source)), str(p), out / p.relative_to(source).with_suffix(".wav"))
-                for p in files], None
-    if source.name.endswith(".scp"):
-        table = read_dict(source)
-        return [(utt, spec, out / f"{utt}.wav") for utt, spec in table.items()], out / "wav.scp"
-    if not source.is_file():
-        raise InputError("input does not exist", str(source))
-    return [(source.stem, str(source), out)], None
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--system", default="srst_similar", choices=SYSTEMS,
+                        help="which trained system of an experiment dir (default: srst_similar)")
 
 
-def run(model: str, system: str, source: str, out: str, batch_size: int = 8, policy: str = "resample",
-        chunk: int = 64, device: str = "cpu") -> int:
-    unet = load_model(resolve_model(model, system))
-    items, scp = plan(Path(source), Path(out))
-    done: dict[str, str] = {}
-    for start in tqdm(range(0, len(items), chunk), desc="enhance", disable=len(items) <= chunk):
-        part = items[start:start + chunk]
-        signals = []
-        for key, spec, _ in part:
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                signals.append(load_audio(spec, SAMPLE_RATE, utt=key, on_rate_mismatch=policy)[0])
-        for (key, _, target), estimate in zip(part, enhance(unet, signals, batch_size, device)):
-            write_audio(target, estimate, SAMPLE_RATE)
-            done[key] = str(target.resolve())
-    if scp is not None:
-        write_table(scp, done)
-    return len(done)
+def load(args: argparse.Namespace) -> inference.WaveformModel:
+    model = load_model_dir(find_model_dir(args.model, model_dir(".", args.system)), "se_uda", "enhancer")
+    unet = model.build("unet", SpeechNoiseUNet).to(args.device)
+
+    @torch.inference_mode()
+    def forward(batch: np.ndarray) -> np.ndarray:
+        speech, _ = unet(torch.from_numpy(batch).to(args.device))
+        return speech[:, : batch.shape[1]].cpu().numpy()
+
+    return inference.WaveformModel(model.sample_rate, forward, context=int(CONTEXT_SECONDS * model.sample_rate),
+                                   min_samples=int(unet.config["n_fft"]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="exp/<tag> or exp/<tag>/models/<system>")
-    parser.add_argument("--system", default="srst_similar", choices=SYSTEMS)
-    parser.add_argument("--in", dest="source", required=True, help="a wav/flac file, a directory, or a wav.scp")
-    parser.add_argument("--out", required=True, help="output file (for a file input) or directory")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--on-rate-mismatch", choices=("resample", "error"), default="resample")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    count = run(args.model, args.system, args.source, args.out, args.batch_size, args.on_rate_mismatch)
-    print(f"enhance: wrote {count} file(s) to {args.out}")
+def main(argv: list[str] | None = None) -> int:
+    return inference.main(PROG, __doc__, load, argv=argv, memory_mb=MEMORY_MB, add_arguments=add_arguments)
 
 
 if __name__ == "__main__":
-    exit_on_input_error("se_uda.enhance", main)
+    exit_on_input_error(PROG, main)

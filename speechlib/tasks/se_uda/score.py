@@ -96,7 +96,7 @@ def main() -> None:
     job_i, nj_i = int(job), int(nj)
     stage = start_stage(f"score.{job_i}of{nj_i}", argv)
     hp = stage.hparams
-    missing = [s for s in SYSTEMS if not (model_dir(stage.exp_dir, s) / "model.pt").is_file()]
+    missing = [s for s in SYSTEMS if not (model_dir(stage.exp_dir, s) / "model.json").is_file()]
     if missing:
         raise InputError(f"models missing: {', '.join(missing)} (run stages 2-7 first)", str(stage.exp_dir))
     outputs = tuple(stage.exp_dir / "scores" / name / f"{system}.{job_i}.tsv"

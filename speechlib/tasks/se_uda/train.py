@@ -185,7 +185,7 @@ def train_srst(stage: Stage, system: str) -> None:
 def run(stage: Stage, system: str) -> None:
     hp = stage.hparams
     torch.set_num_threads(int(hp.get("train_threads", 1)))
-    if system in NEEDS and not (model_dir(stage.exp_dir, NEEDS[system]) / "model.pt").is_file():
+    if system in NEEDS and not (model_dir(stage.exp_dir, NEEDS[system]) / "model.json").is_file():
         raise InputError(f"--system {system} needs the '{NEEDS[system]}' model: run its stage first",
                          str(model_dir(stage.exp_dir, NEEDS[system])))
     if system in ("source", "target"):
@@ -215,7 +215,7 @@ def _pop_system(argv: list[str]) -> tuple[str, list[str]]:
 def main() -> None:
     system, argv = _pop_system(sys.argv[1:])
     stage = start_stage(f"train_{system}", argv)
-    if stage.is_done((model_dir(stage.exp_dir, system) / "model.pt",)):
+    if stage.is_done((model_dir(stage.exp_dir, system) / "model.json",)):
         print(f"train {system}: up to date ({model_dir(stage.exp_dir, system)})")
         return
     run(stage, system)
