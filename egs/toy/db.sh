@@ -1,4 +1,4 @@
-# Corpus locations, one variable per corpus; an empty value means the mini corpus (make demo).
-# The toy recipe generates its own data and reads no corpus; real recipes list theirs here, e.g.
-#   LIBRISPEECH=/corpora/LibriSpeech
-MINI=${MINI:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/mini}
+# Corpus locations, one variable per corpus; an empty value means the mini corpus. Each variable
+# reaches the prepare stage as the config key of the same name in lower case (db_opts in
+# utils/recipe_init.sh): LIBRISPEECH=/corpora/LibriSpeech -> --librispeech /corpora/LibriSpeech.
+# The toy recipe generates its own data and reads no corpus.

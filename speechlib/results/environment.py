@@ -1,11 +1,15 @@
-"""Describe where a result came from: date, git revision, package versions, device, corpus.
+"""Describe where a result came from: the command that reproduces it, date, git revision,
+package versions (the metric and model packages included), device, corpus.
 
-Cheap to call (no `pip freeze`): it asks the already imported modules for their versions.
+Cheap to call (no `pip freeze`, no imports): versions come from the installed distributions'
+metadata. The command is the recipe's (`cd egs/<recipe> && ./run.sh ...`, exported by
+utils/recipe_init.sh as RECIPE_COMMAND); a stage run by hand records its own argv instead.
 """
 from __future__ import annotations
 
 import datetime
 import importlib
+import importlib.metadata
 import os
 import platform
 import socket
@@ -28,7 +32,8 @@ def git_revision(root: Path = REPO_ROOT) -> str:
         if head.returncode != 0:
             return "unknown"
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                ".", ":(exclude,glob)**/RESULTS.md", ":(exclude,glob)egs/*/figures/**"],
+                                ".", ":(exclude,glob)**/RESULTS.md", ":(exclude,glob)egs/*/figures/**",
+                                ":(exclude,glob)egs/*/examples/**"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
@@ -40,6 +45,36 @@ def package_version(name: str) -> str:
         return str(importlib.import_module(name).__version__)
     except Exception:  # not installed, or no __version__: say so rather than fail a stage
         return "not installed"
+
+
+# Packages whose version can move a number in a table: metrics, pretrained predictors/encoders,
+# signal processing. Listed by distribution name.
+RESULT_PACKAGES = ("scipy", "soundfile", "librosa", "pesq", "pystoi", "speechmos", "onnxruntime",
+                   "distillmos", "xls-r-sqa", "resemblyzer", "transformers", "sentencepiece", "gammatone",
+                   "visqol-python", "pyworld", "praat-parselmouth", "pocketsphinx", "hyperpyyaml", "matplotlib")
+
+
+def distribution_versions(names: tuple[str, ...] = RESULT_PACKAGES) -> str:
+    """'pesq 0.0.4, pystoi 0.4.1, ...' ('-' for a package that is not installed)."""
+    versions = []
+    for name in names:
+        try:
+            versions.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{name} -")
+    return ", ".join(versions)
+
+
+def reproduce_command() -> str:
+    """The recipe command that reproduces this result, else this process's own command line."""
+    return os.environ.get("RECIPE_COMMAND") or " ".join(sys.argv)
+
+
+def thread_description() -> str:
+    """torch's intra-op threads (a float sum split differently rounds differently) and OMP's."""
+    torch = sys.modules.get("torch")
+    threads = str(torch.get_num_threads()) if torch is not None else "not loaded"
+    return f"torch {threads}, OMP_NUM_THREADS {os.environ.get('OMP_NUM_THREADS', 'unset')}"
 
 
 def device_description() -> str:
@@ -64,7 +99,9 @@ def describe_environment(corpus: str) -> dict[str, str]:
         "torchaudio": package_version("torchaudio"),
         "speechbrain": package_version("speechbrain"),
         "numpy": package_version("numpy"),
+        "packages": distribution_versions(),
         "device": device_description(),
+        "threads": thread_description(),
         "corpus": corpus,
-        "command": " ".join(sys.argv),
+        "command": reproduce_command(),
     }

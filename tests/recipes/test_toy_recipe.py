@@ -33,19 +33,23 @@ def test_full_run_then_stage_skipping(recipe):
     assert (recipe / "RESULTS.md").is_file()
     for stage in ("prepare", "train", "score"):
         assert (exp / "conf" / f"{stage}.yaml").is_file()
-    assert len(json.loads((exp / "loss_curve.json").read_text())) == 4
-    assert list((exp / "tensorboard").iterdir())
+    system = exp / "classifier"
+    assert len(json.loads((system / "loss_curve.json").read_text())) == 4
+    assert list((system / "tensorboard").iterdir()) and (system / "loss_curve.png").stat().st_size > 1000
+    assert (system / "train_log.txt").read_text().count("epoch:") == 4
+    assert "\r" not in (exp / "log" / "train.log").read_text()
     assert (exp / "run.sh").read_text().rstrip().endswith("exec ./run.sh \"$@\"")
 
     prepare_log = exp / "log" / "prepare.log"
     before = prepare_log.stat().st_mtime_ns
     out = run_recipe(recipe, "--stage", "3")
-    assert out.returncode == 0 and "stage 1" not in out.stdout and "stage 3" in out.stdout
+    assert out.returncode == 0 and "Stage 1" not in out.stdout and "Stage 3: score" in out.stdout
+    assert "Successfully finished. [elapsed=" in out.stdout
     assert (exp / "run.sh").read_text().rstrip().endswith("exec ./run.sh --stage 3 \"$@\"")
     assert prepare_log.stat().st_mtime_ns == before
     # the resume script replays the original arguments plus new ones
     out = run(["bash", str(exp / "run.sh"), "--stage", "3"], env={"MAIN_ROOT": str(REPO)})
-    assert out.returncode == 0 and "stage 3" in out.stdout
+    assert out.returncode == 0 and "Stage 3" in out.stdout
     # a finished stage re-run with the same options does nothing
     out = run_recipe(recipe, "--stop-stage", "1")
     assert out.returncode == 0 and "is up to date" in prepare_log.read_text()
@@ -73,14 +77,14 @@ def test_killed_training_resumes_from_its_checkpoint(recipe):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if any("brain_intra_epoch_ckpt" in p.read_text() for p in exp.glob("save/CKPT*/CKPT.yaml")):
+        if any("brain_intra_epoch_ckpt" in p.read_text() for p in exp.glob("classifier/save/CKPT*/CKPT.yaml")):
             break
         time.sleep(0.05)
     else:
         pytest.fail("no intra-epoch checkpoint appeared")
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=60)
-    curve = exp / "loss_curve.json"
+    curve = exp / "classifier" / "loss_curve.json"
     epochs_before = len(json.loads(curve.read_text())) if curve.exists() else 0
     assert epochs_before < 2, "training finished before the kill: the test proves nothing"
 

@@ -120,7 +120,8 @@ def toy_curve(workdir: Path, data: Path, name: str, launcher: list[str], batch: 
     done = subprocess.run([*launcher, *train], cwd=REPO / "egs" / "toy", env=env_with_repo(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads((out / "loss_curve.json").read_text())
+    return [{"epoch": row["epoch"], "train_loss": row["train"]["loss"], "valid_loss": row["valid"]["loss"]}
+            for row in json.loads((out / "classifier" / "loss_curve.json").read_text())]
 
 
 def test_toy_two_processes_match_one_with_twice_the_batch(tmp_path):
@@ -144,4 +145,4 @@ def test_toy_two_processes_match_one_with_twice_the_batch(tmp_path):
     for a, b in zip(one, two):
         assert b["valid_loss"] == pytest.approx(a["valid_loss"], rel=1e-3)
         assert b["train_loss"] == pytest.approx(a["train_loss"], abs=0.02)
-    assert sorted(p.name for p in (tmp_path / "two" / "save").iterdir())  # rank 0 checkpointed
+    assert sorted(p.name for p in (tmp_path / "two" / "classifier" / "save").iterdir())  # rank 0 checkpointed

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,3 +67,53 @@ def test_seed_reaches_the_weights_the_config_builds(tmp_path):
     assert torch.equal(first, start_stage("train", argv).hparams["model"].weight)
     other = start_stage("train", argv + ["--seed", "6"]).hparams["model"].weight
     assert not torch.equal(first, other)
+
+
+def test_declared_options_and_job_spelling(tmp_path):
+    from speechlib.tasks.stage import Option
+
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    argv = [str(config), "--output_folder", str(tmp_path / "e"), "--system", "b", "--job", "2", "--nj", "3"]
+    stage = start_stage("train_{system}.{job}of{nj}", argv, options=(Option("system", "which", ("a", "b")),),
+                        jobs=True)
+    assert (stage.name, stage.options["system"], stage.job, stage.nj) == ("train_b.2of3", "b", 2, 3)
+    assert "stage options: --system b --job 2 --nj 3" in (tmp_path / "e" / "conf" / "train_b.2of3.yaml").read_text()
+    with pytest.raises(InputError, match="--system is required"):
+        start_stage("x", argv[:3], options=(Option("system", "which", ("a", "b")),))
+    with pytest.raises(InputError, match="'c' is not one of a, b"):
+        start_stage("x", argv[:3] + ["--system=c"], options=(Option("system", "which", ("a", "b")),))
+    with pytest.raises(InputError, match="outside 1..3"):
+        start_stage("x", argv[:3] + ["--job", "4", "--nj", "3"], options=(), jobs=True)
+
+
+def test_undeclared_config_key_is_an_error_for_declared_stages(tmp_path, caplog):
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    argv = [str(config), "--output_folder", str(tmp_path / "e"), "--lrr", "0.5"]
+    with pytest.raises(InputError, match="unknown config key.*--lrr"):
+        start_stage("x", argv, options=())
+    start_stage("x", argv)  # a stage that declares nothing yet: a warning
+    assert "--lrr" in caplog.text and "will become an error" in caplog.text
+
+
+def stage_modules() -> list[str]:
+    """Every module under speechlib/tasks that is a stage entry point (calls start_stage)."""
+    package = Path(__file__).resolve().parents[2] / "speechlib"
+    return sorted("speechlib." + ".".join(path.relative_to(package).with_suffix("").parts)
+                  for path in (package / "tasks").glob("*/*.py") if "start_stage(" in path.read_text())
+
+
+@pytest.mark.parametrize("module", stage_modules())
+def test_stage_module_prints_help_and_exits_0(module, monkeypatch, capsys):
+    """`python -m speechlib.tasks.<recipe>.<stage> --help`, run in-process (runpy) to spare a
+    Python start per module: usage on stdout, exit status 0, nothing else done."""
+    import runpy
+    import sys
+
+    monkeypatch.setattr(sys, "argv", [module, "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    out = capsys.readouterr()
+    assert exit_info.value.code in (0, None), out.err[-500:]
+    assert "usage:" in out.out.lower(), out.out[-500:]

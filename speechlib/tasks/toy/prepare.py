@@ -4,16 +4,18 @@
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from speechlib.data.writer import write_data_dir
 from speechlib.io.audio import write_audio
 from speechlib.io.errors import exit_on_input_error
 from speechlib.signal.noise import coloured_noise
 from speechlib.tasks.stage import start_stage
+
+logger = logging.getLogger("toy.prepare")
 
 
 def write_split(data_dir: Path, wav_dir: Path, speakers: list[str], hp: dict,
@@ -22,7 +24,7 @@ def write_split(data_dir: Path, wav_dir: Path, speakers: list[str], hp: dict,
     colours = list(hp["colours"])
     num_samples = int(hp["duration"] * hp["sample_rate"])
     wav_scp, utt2spk, utt2label, utt2dur = {}, {}, {}, {}
-    for spk in tqdm(speakers, desc=f"prepare {data_dir.name}", leave=False):
+    for spk in speakers:
         gain = rng.uniform(0.01, 0.1)
         for colour in colours:
             for index in range(hp["utts_per_colour"]):
@@ -35,12 +37,12 @@ def write_split(data_dir: Path, wav_dir: Path, speakers: list[str], hp: dict,
 
 
 def main() -> None:
-    stage = start_stage("prepare")
+    stage = start_stage("prepare", options=())
     hp = stage.hparams
     data_folder = Path(hp["data_folder"])
     outputs = (data_folder / "train" / "wav.scp", data_folder / "test" / "wav.scp")
     if stage.is_done(outputs):
-        print(f"prepare: {data_folder} is up to date")
+        logger.info("%s is up to date", data_folder)
         return
     rng = np.random.default_rng(hp["seed"])
     n_train, n_test = hp["num_train_speakers"], hp["num_test_speakers"]
@@ -49,7 +51,7 @@ def main() -> None:
     write_split(data_folder / "train", wav_dir, speakers[:n_train], hp, rng)
     write_split(data_folder / "test", wav_dir, speakers[n_train:], hp, rng)
     stage.mark_done()
-    print(f"prepare: wrote {data_folder}/train ({n_train} speakers) and {data_folder}/test ({n_test} speakers)")
+    logger.info("wrote %s/train (%d speakers) and %s/test (%d speakers)", data_folder, n_train, data_folder, n_test)
 
 
 if __name__ == "__main__":
