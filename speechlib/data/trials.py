@@ -1,6 +1,8 @@
-"""ASV trial lists as the paper builds them: per gender, 1 target and 30 non-target trials for
-each speaker (enrolment utterance vs. test utterance), non-targets drawn from the other speakers
-of the same gender.
+"""ASV trial lists, per gender. The paper's protocol: 1 target and 30 non-target trials for each
+speaker (enrolment utterance vs. test utterance), non-targets drawn from the other speakers of the
+same gender. With 20 speakers that is 20 target trials per cell, so an EER moves in 5-point steps;
+the extended protocol uses every same-gender pair of utterances (every within-speaker pair a
+target trial) for the resolution a comparison needs.
 
 Written as Kaldi-style files `<enroll-utt> <test-utt> target|nontarget`, one per gender, so the
 same trials serve every condition (rec-rec, rec-adv, ...): only the audio behind the ids changes.
@@ -48,6 +50,17 @@ def make_trials(utt2spk: dict[str, str], spk2gender: dict[str, str], gender: str
                              f"{nontargets_per_speaker} trials per speaker")
         trials += [(enroll[spk], pool[i], False) for i in rng.choice(len(pool), nontargets_per_speaker, replace=False)]
     return trials
+
+
+def extended_trials(utt2spk: dict[str, str], spk2gender: dict[str, str], gender: str) -> list[Trial]:
+    """Every unordered pair of distinct same-gender utterances, the C-locale smaller id enrolling:
+    a target trial when both are one speaker's, a non-target trial otherwise."""
+    utts = sorted(u for u, s in utt2spk.items() if spk2gender.get(s) == gender)
+    speakers = {utt2spk[u] for u in utts}
+    if len(speakers) < 2:
+        raise InputError(f"trials for gender '{gender}' need at least 2 speakers, got {len(speakers)}")
+    return [(enroll, test, utt2spk[enroll] == utt2spk[test])
+            for i, enroll in enumerate(utts) for test in utts[i + 1:]]
 
 
 def write_trials(path: str | Path, trials: list[Trial]) -> None:

@@ -1,8 +1,9 @@
 """Benchmark egs/voice_privacy's speed targets on CPU.
 
-Targets (issue 7): protect and restore at >= 50x real time each on one CPU thread (the mini
-config's SSED); EER over 1,000,000 trials in < 2 s; batched embedding extraction (utterances/s,
-recorded, no target). Speed does not depend on the weights, so untrained models of the configured
+Targets (issues 7, 13): protect and restore at >= 50x real time each on one CPU thread (the mini
+config's SSED); EER + minDCF (p_target 0.01, 0.05) + their bootstrap 95 % CIs (1,000 replicates,
+1,000 speakers resampled) over 1,000,000 trials in < 2 s; batched embedding extraction
+(utterances/s, recorded, no target). Speed does not depend on the weights, so untrained models of the configured
 shapes are timed (a trained exp dir can be given with --model).
 
     python tests/benchmarks/bench_voice_privacy.py [--model egs/voice_privacy/exp/mini_voice_privacy]
@@ -24,7 +25,7 @@ sys.path.insert(0, str(REPO))
 RESULTS = Path(__file__).resolve().parent / "results" / "voice_privacy.json"
 CONFIG = REPO / "egs" / "voice_privacy" / "conf" / "mini_voice_privacy.yaml"
 
-from speechlib.metrics.verification import eer  # noqa: E402
+from speechlib.metrics.verification import group_weights, verification_summary  # noqa: E402
 from speechlib.nn.speaker import build_encoder, embed_batched  # noqa: E402
 from speechlib.nn.ssed import SSED  # noqa: E402
 from speechlib.tasks.voice_privacy.apply import transform  # noqa: E402
@@ -65,7 +66,9 @@ def main() -> None:
     rng = np.random.default_rng(1)
     labels = rng.random(args.trials) < 0.05
     scores = rng.standard_normal(args.trials) + 2.0 * labels
-    rows[f"EER over {args.trials:,} trials (s)"] = _timed(lambda: eer(scores, labels))
+    groups = rng.integers(0, 1000, args.trials)
+    rows[f"EER+minDCF+CI over {args.trials:,} trials (s)"] = _timed(
+        lambda: verification_summary(scores, labels, groups, group_weights(1000, 1000), max_bins=1000))
 
     spec = hp["white_model"]
     encoder = build_encoder(spec["architecture"], hp["n_mels"], spec["channels"], spec["embedding_dim"]).eval()

@@ -25,24 +25,44 @@ def finished_run(mini_small, tmp_path_factory) -> Path:
     return dest
 
 
+def _first_number(cell: str) -> float:
+    return float(cell.split()[0])
+
+
 def test_every_stage_ran_and_wrote_the_tables(finished_run):
     exp = finished_run / "exp" / "tiny_voice_privacy"
     results = json.loads((exp / "results.json").read_text())
-    titles = [table["title"] for table in results["tables"]]
-    assert any(t.startswith("Table 1") for t in titles) and any(t.startswith("Table 2") for t in titles)
-    table1 = next(t for t in results["tables"] if t["title"].startswith("Table 1"))
-    for cell in table1["rows"]["test-clean male"] + table1["rows"]["test-clean female"]:
-        assert 0.0 <= cell <= 100.0
-    assert table1["rows"]["dev-clean male"][0].startswith("not run")
-    table2 = next(t for t in results["tables"] if t["title"].startswith("Table 2"))
-    assert table2["columns"] == ["rec", "adv", "rst", "an", "qt", "ms"]
-    assert table2["rows"]["SNR (dB)"][0] == "∞" and table2["rows"]["PESQ"][0] == pytest.approx(4.5, abs=0.01)
-    assert table2["rows"]["utterances"] == [4] * 6
+    tables = {table["title"]: table for table in results["tables"]}
+    for protocol in ("paper", "extended"):
+        for model in ("white", "black", "ge2e"):
+            table = next(t for title, t in tables.items() if title.startswith(f"Table 1 ({protocol} protocol, {model})"))
+            assert table["columns"] == ["rec-rec", "rec-adv", "adv-adv", "rec-rst", "rec-an", "rec-gn"]
+            for cell in table["rows"]["test-clean male"] + table["rows"]["test-clean female"]:
+                value, low, high = (float(v) for v in cell.replace("[", "").replace("]", "").replace(",", "").split())
+                assert 0.0 <= low <= value <= high <= 100.0, cell
+            assert table["rows"]["dev-clean male"][0].startswith("not run")
+    assert any(title.startswith("minDCF") for title in tables) and any(title.startswith("Paired") for title in tables)
+    table2 = next(t for title, t in tables.items() if title.startswith("Table 2"))
+    assert table2["columns"] == ["rec", "adv", "rst", "an", "qt", "ms", "gn"]
+    assert table2["rows"]["SNR (dB)"][0] == "∞" and _first_number(table2["rows"]["PESQ"][0]) == pytest.approx(4.5, abs=0.01)
+    assert table2["rows"]["utterances"] == [4] * 7
     assert (finished_run / "RESULTS.md").read_text().count("(paper)") >= 7
     assert list((exp / "examples").glob("*_rst.wav"))
-    assert list((exp / "tensorboard").iterdir())
+    assert len(list((exp / "asv" / "det").glob("test-clean_*.png"))) == 6
+    assert (exp / "asv" / "cosines_test-clean.png").is_file()
     for name in ("prepare", "train_speaker_white", "train_speaker_black", "train", "protect_sets", "asv", "report"):
         assert (exp / "conf" / f"{name}.yaml").is_file(), name
+
+
+def test_restored_audio_is_closer_to_the_recording_than_the_protected_audio(finished_run):
+    """The trained tiny pair: per utterance, rst has a higher SNR against the recording than adv,
+    and the white-box embedding of rst is closer to the recording's than that of adv (means)."""
+    exp = finished_run / "exp" / "tiny_voice_privacy"
+    rows = [json.loads(line) for part in (exp / "quality").glob("part.*.jsonl") for line in part.read_text().splitlines()]
+    snr = {cond: np.array([r["snr"] for r in rows if r["cond"] == cond]) for cond in ("adv", "rst")}
+    assert snr["rst"].mean() > snr["adv"].mean() + 3
+    cosines = json.loads((exp / "asv" / "cosines.json").read_text())["test-clean"]["white"]
+    assert np.mean(cosines["rst"]) > np.mean(cosines["adv"])
 
 
 def test_trial_lists_are_balanced(finished_run):
@@ -52,12 +72,14 @@ def test_trial_lists_are_balanced(finished_run):
         spk, gender = line.split()
         utt_gender[spk] = gender
     for gender in ("m", "f"):
-        lines = [line.split() for line in (exp / "asv" / "trials" / f"test-clean_{gender}").read_text().splitlines()]
+        lines = [line.split() for line in (exp / "asv" / "trials" / f"test-clean_{gender}_paper").read_text().splitlines()]
         per_enroll = Counter((e, kind) for e, _, kind in lines)
         assert len({e for e, _ in per_enroll}) == 20
         assert set(per_enroll.values()) <= {1, 30}
         assert sum(1 for (_, kind), n in per_enroll.items() if kind == "target" and n == 1) == 20
         assert all(utt_gender[t.split("-")[0]] == gender for _, t, _ in lines)
+        extended = (exp / "asv" / "trials" / f"test-clean_{gender}_extended").read_text().splitlines()
+        assert len(extended) == 60 * 59 // 2  # 20 speakers x 3 utterances, every pair
 
 
 def test_protect_and_restore_commands(finished_run, tmp_path):
@@ -71,7 +93,7 @@ def test_protect_and_restore_commands(finished_run, tmp_path):
         out = run([PYTHON, "-m", f"speechlib.tasks.voice_privacy.{module}", "--model", str(exp),
                    "--in", str(src), "--out", str(dst)])
         assert out.returncode == 0, out.stderr
-        assert "1 processed, 0 refused" in out.stdout
+        assert "1 done, 0 refused, 0 failed of 1" in out.stdout.strip().splitlines()[-1]
     x, _ = soundfile.read(source)
     p, _ = soundfile.read(protected)
     r, _ = soundfile.read(restored)
@@ -79,7 +101,7 @@ def test_protect_and_restore_commands(finished_run, tmp_path):
     assert 0 < np.abs(p - x).max() <= 0.05 + 1e-3
     out = run([PYTHON, "-m", "speechlib.tasks.voice_privacy.protect", "--model", str(tmp_path),
                "--in", str(source), "--out", str(tmp_path / "x.wav")])
-    assert out.returncode == 1 and "ssed.json missing" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 1 and "not a model directory" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_finished_stages_are_skipped(finished_run):

@@ -11,14 +11,17 @@ import scipy.signal
 import soundfile
 import torch
 
-from speechlib.data.trials import make_trials, read_trials, write_trials
+from speechlib.io.kaldi import read_dict
+from speechlib.data.trials import extended_trials, make_trials, read_trials, write_trials
 from speechlib.metrics.pitch import pitch_correlation, track_correlation
-from speechlib.metrics.verification import eer, error_rates
+from speechlib.metrics.verification import (bootstrap_replicates, eer, error_rates, group_weights, min_dcf,
+                                            verification_summary)
 from speechlib.metrics.wer import corpus_wer, edit_distance
-from speechlib.nn.ssed import SSED, perturbation
+from speechlib.nn.ssed import SSED, SSEDOutput, perturbation
 from speechlib.signal.purification import add_noise, median_smooth, quantise
 from speechlib.tasks.voice_privacy import losses
-from speechlib.tasks.voice_privacy.apply import apply_to_dir
+from speechlib.tasks.voice_privacy.apply import main as apply_main
+from speechlib.tasks.voice_privacy.headroom import FULL_SCALE, headroom_gain, protect_signal, restore_signal, run_ssed
 from speechlib.tasks.voice_privacy.model_io import load_model, save_models
 from speechlib.tasks.voice_privacy.quality import mos_lqo_to_raw
 
@@ -36,7 +39,7 @@ def test_each_loss_against_a_hand_computation():
     n_rev = torch.tensor([[-0.1, 0.4, -0.6]])
     m_rev = torch.tensor([[0.5, 0.5, 0.0]])
     z, z_adv = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]])
-    w = losses.LossWeights()
+    w = losses.LossWeights(0.01, 0.007, 0.8, 0.06, None)
     angular = 1 / math.sqrt(2)
     quality = 0.99 * _hand_norm([0.05, -0.05, 0.0]) + 0.01 * _hand_norm([0.5, 1.0, 0.0])
     ssed = 0.993 * angular + 0.007 * quality
@@ -55,6 +58,98 @@ def test_padding_is_masked_out_of_the_norms():
     values = torch.tensor([[3.0, 4.0, 100.0]])
     valid = torch.tensor([[1.0, 1.0, 0.0]])
     assert float(losses.masked_norm(values, valid)) == pytest.approx(5.0)
+
+
+def test_loss_terms_at_batch_three_with_padding_against_a_hand_computation():
+    """Three utterances of 5, 3 and 4 valid samples in one padded batch, length-normalised norms
+    (N_ref = 6): every term per utterance by hand, then the batch mean."""
+    g = torch.Generator().manual_seed(3)
+    x, x_adv = torch.rand(3, 5, generator=g) - 0.5, torch.rand(3, 5, generator=g) - 0.5
+    n, n_rev = torch.rand(3, 5, generator=g) * 2 - 1, torch.rand(3, 5, generator=g) * 2 - 1
+    m, m_rev = torch.rand(3, 5, generator=g), torch.rand(3, 5, generator=g)
+    z, z_adv = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    lengths = [5, 3, 4]
+    valid = torch.tensor([[1.0] * k + [0.0] * (5 - k) for k in lengths])
+    w = losses.LossWeights(alpha=0.1, beta=0.3, gamma=0.7, theta=0.2, norm_samples=6)
+
+    def norm(v, k):  # ||v[:k]|| * sqrt(6 / k), in plain Python
+        return math.sqrt(sum(float(a) ** 2 for a in v[:k])) * math.sqrt(6 / k)
+
+    expected = {key: 0.0 for key in ("angular", "quality", "ssed", "noise", "mask", "rpt", "total")}
+    for b, k in enumerate(lengths):
+        za, zb = z[b].tolist(), z_adv[b].tolist()
+        angular = sum(p * q for p, q in zip(za, zb)) / math.sqrt(sum(p * p for p in za) * sum(q * q for q in zb))
+        quality = 0.9 * norm(x_adv[b] - x[b], k) + 0.1 * norm(m[b], k)
+        noise, mask = norm(n[b] + n_rev[b], k), norm(m[b] - m_rev[b], k)
+        ssed, rpt = 0.7 * angular + 0.3 * quality, 0.3 * mask + 0.7 * noise
+        for key, value in zip(expected, (angular, quality, ssed, noise, mask, rpt, 0.8 * ssed + 0.2 * rpt)):
+            expected[key] += value / 3
+    got = losses.joint_losses(x, x_adv, z, z_adv, n, m, n_rev, m_rev, w, valid)
+    for key, value in expected.items():
+        assert float(got[key]) == pytest.approx(value, rel=1e-5), key
+
+
+def test_length_normalised_norms_do_not_depend_on_the_crop_length():
+    """The same signal statistics over 2 s and 3 s: equal normalised norms (beta means the same),
+    while the plain norms differ by sqrt(3/2)."""
+    two = torch.sin(torch.arange(32000.0) / 5).unsqueeze(0)
+    three = torch.sin(torch.arange(48000.0) / 5).unsqueeze(0)
+    normalised = [float(losses.masked_norm(v, norm_samples=48000)) for v in (two, three)]
+    assert normalised[0] == pytest.approx(normalised[1], rel=1e-3)
+    plain = [float(losses.masked_norm(v)) for v in (two, three)]
+    assert plain[1] / plain[0] == pytest.approx(math.sqrt(1.5), rel=1e-3)
+
+
+def _joint_brain(tmp_path, seed=0):
+    """A JointBrain on CPU with tiny SSEDs and a tiny frozen ECAPA, optimizers initialised."""
+    from speechlib.nn.speaker import build_encoder, freeze
+    from speechlib.tasks.voice_privacy.train import JointBrain
+
+    torch.manual_seed(seed)
+    kwargs = {"channels": (4, 8, 8), "strides": (4, 4), "residual_blocks": 1, "kernel": 7, "eps": 0.05}
+    speaker = freeze(build_encoder("ecapa", 80, 16, 8))
+    brain = JointBrain(modules={"generator": SSED(**kwargs), "remover": SSED(**kwargs)},
+                       opt_class=lambda params: torch.optim.SGD(params, lr=0.5),
+                       hparams={"crop_samples": 8000, "sample_rate": 16000, "output_folder": str(tmp_path)},
+                       run_opts={"device": "cpu"}, checkpointer=None)
+    brain.speaker = speaker
+    brain.weights = losses.LossWeights(0.01, 0.007, 0.8, 0.06, 48000)
+    brain.crop_generator = torch.Generator().manual_seed(0)
+    brain.on_fit_start()
+    brain.on_stage_start(None, 1)
+    return brain
+
+
+def _speech_like_batch(n=3, samples=8000):
+    from speechbrain.dataio.batch import PaddedBatch
+
+    g = torch.Generator().manual_seed(7)
+    t = torch.arange(samples) / 16000
+    rows = []
+    for k in range(n):
+        f0 = 120 + 40 * k
+        wav = sum(torch.sin(2 * math.pi * f0 * h * t) / h for h in range(1, 8)) * 0.05
+        rows.append({"id": f"u{k}", "sig": wav + 0.005 * torch.randn(samples, generator=g)})
+    return PaddedBatch(rows)
+
+
+def test_one_joint_training_step_lowers_the_cosine_and_leaves_the_speaker_model_alone(tmp_path):
+    brain = _joint_brain(tmp_path)
+    batch = _speech_like_batch()
+    speaker_before = {k: v.clone() for k, v in brain.speaker.state_dict().items()}
+
+    def mean_cosine():
+        with torch.no_grad():
+            x, adv, _, z, z_adv = brain.compute_forward(batch, None)
+            return float(losses.angular_loss(z, z_adv).mean())
+
+    before = mean_cosine()
+    brain.fit_batch(batch)
+    after = mean_cosine()
+    assert after < before - 1e-4, (before, after)
+    for name, value in brain.speaker.state_dict().items():  # weights and BatchNorm statistics
+        assert torch.equal(value, speaker_before[name]), name
+    assert not any(p.requires_grad for p in brain.speaker.parameters())
 
 
 def test_restoration_is_exact_when_the_remover_predicts_minus_n_and_m():
@@ -89,11 +184,14 @@ def test_median_smoothing_matches_scipy_medfilt():
     np.testing.assert_allclose(median_smooth(x, 3), scipy.signal.medfilt(x, 3), atol=0)
 
 
-def test_quantisation_matches_numpy_rounding():
-    x = np.random.default_rng(2).uniform(-1, 1, 5000).astype(np.float32)
-    expected = np.round(x.astype(np.float64) * 32768 / 256) * 256 / 32768
-    np.testing.assert_array_equal(quantise(x, 256), expected.astype(np.float32))
-    assert len(np.unique(np.round(quantise(x, 256) * 32768))) <= 257
+def test_quantisation_picks_the_nearest_level_of_a_brute_force_search():
+    """Independent of the implementation's formula: for each sample, the nearest of all the
+    levels k * 256 / 32768 (k = -128..128), found by an exhaustive search."""
+    x = np.random.default_rng(2).uniform(-1, 1, 3000).astype(np.float32)
+    levels = np.arange(-128, 129) * 256 / 32768
+    nearest = levels[np.argmin(np.abs(x.astype(np.float64)[:, None] - levels[None, :]), axis=1)]
+    np.testing.assert_allclose(quantise(x, 256), nearest, atol=1e-7)
+    assert len(np.unique(quantise(x, 256))) <= 257
 
 
 def test_added_noise_has_the_requested_snr():
@@ -135,6 +233,62 @@ def test_eer_edge_cases():
         error_rates(np.zeros(3), np.zeros(3, bool))
 
 
+def _brute_force_min_dcf(scores, labels, p_target):
+    best = np.inf
+    for t in np.append(np.unique(scores), np.inf):
+        p_miss, p_fa = np.mean(scores[labels] < t), np.mean(scores[~labels] >= t)
+        best = min(best, p_target * p_miss + (1 - p_target) * p_fa)
+    return best / min(p_target, 1 - p_target)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_min_dcf_against_a_brute_force_threshold_sweep(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.random(500) < 0.3
+    scores = np.round(rng.standard_normal(500) + 2 * labels, 1)
+    for p in (0.01, 0.05, 0.5):
+        assert min_dcf(scores, labels, p) == pytest.approx(_brute_force_min_dcf(scores, labels, p))
+
+
+def _trials_with_speakers(seed, n=600, speakers=12):
+    rng = np.random.default_rng(seed)
+    labels = rng.random(n) < 0.25
+    return rng.standard_normal(n) + 1.5 * labels, labels, rng.integers(0, speakers, n)
+
+
+def test_bootstrap_replicates_equal_a_loop_over_resampled_speakers():
+    """Each replicate (speakers drawn with replacement, a speaker's trials repeated as often as
+    it was drawn) against eer()/min_dcf() on the explicitly rebuilt trial list."""
+    scores, labels, groups = _trials_with_speakers(0)
+    weights = group_weights(12, 5, seed=1)
+    replicates = bootstrap_replicates(scores, labels, groups, weights, (0.05,), max_bins=10**6)
+    for b in range(5):
+        take = np.concatenate([np.flatnonzero(groups == g) for g in range(12) for _ in range(int(weights[b, g]))])
+        assert replicates["eer"][b] == pytest.approx(eer(scores[take], labels[take]))
+        assert replicates["min_dcf_0.05"][b] == pytest.approx(min_dcf(scores[take], labels[take], 0.05))
+
+
+def test_bootstrap_ci_brackets_the_point_and_paired_differences_of_equal_systems_are_zero():
+    scores, labels, groups = _trials_with_speakers(1)
+    weights = group_weights(12, 300, seed=2)
+    summary, replicates = verification_summary(scores, labels, groups, weights)
+    assert summary["eer_lo"] <= summary["eer"] <= summary["eer_hi"] and summary["eer_hi"] - summary["eer_lo"] > 0.01
+    assert summary["targets"] == labels.sum()
+    _, again = verification_summary(scores, labels, groups, weights)
+    assert np.all(replicates["eer"] - again["eer"] == 0)
+    # a better system on the same trials: every paired replicate favours it
+    _, better = verification_summary(scores + 2.0 * labels, labels, groups, weights)
+    assert np.all(better["eer"] <= replicates["eer"])
+
+
+def test_quantile_grid_bootstrap_is_close_to_the_exact_one():
+    scores, labels, groups = _trials_with_speakers(2, n=20000, speakers=40)
+    weights = group_weights(40, 20, seed=3)
+    exact = bootstrap_replicates(scores, labels, groups, weights, max_bins=10**6)["eer"]
+    grid = bootstrap_replicates(scores, labels, groups, weights, max_bins=500)["eer"]
+    assert np.abs(exact - grid).max() < 0.005
+
+
 # ---------------------------------------------------------------- trials
 def test_trials_have_one_target_and_thirty_nontargets_per_speaker(tmp_path):
     spk2gender = {f"{g}{i:02d}": g for g in "mf" for i in range(20)}
@@ -156,6 +310,15 @@ def test_trials_have_one_target_and_thirty_nontargets_per_speaker(tmp_path):
     assert len(all_trials["m"]) == len(all_trials["f"]) == 20 * 31
 
 
+def test_extended_protocol_uses_every_same_gender_pair_once():
+    spk2gender = {"m1": "m", "m2": "m", "m3": "m", "f1": "f", "f2": "f"}
+    utt2spk = {f"{s}-{k}": s for s, n in (("m1", 3), ("m2", 4), ("m3", 2), ("f1", 2), ("f2", 2)) for k in range(n)}
+    trials = extended_trials(utt2spk, spk2gender, "m")
+    assert len(trials) == math.comb(9, 2) and len({(e, t) for e, t, _ in trials}) == len(trials)
+    assert sum(y for _, _, y in trials) == math.comb(3, 2) + math.comb(4, 2) + math.comb(2, 2)
+    assert all(e < t and (utt2spk[e] == utt2spk[t]) == y and spk2gender[utt2spk[t]] == "m" for e, t, y in trials)
+
+
 # ---------------------------------------------------------------- WER
 def test_wer_against_hand_counted_edits():
     # ref: THE CAT SAT ON THE MAT; hyp: THE CAT SIT ON MAT NOW -> 1 sub, 1 del, 1 ins
@@ -165,14 +328,51 @@ def test_wer_against_hand_counted_edits():
     assert edit_distance([], ["A", "B"]) == 2 and edit_distance(["A"], []) == 1
 
 
+def test_whisper_normaliser_removes_formatting_differences_from_the_wer():
+    from speechlib.tasks.voice_privacy.asr import text_normaliser
+
+    reference, hypothesis = "MISTER SMITH PAID TWENTY FIVE DOLLARS", "Mr. Smith paid $25."
+    assert corpus_wer([reference], [hypothesis]) > 50
+    normalise = text_normaliser("whisper")
+    assert corpus_wer([normalise(reference)], [normalise(hypothesis)]) == 0
+    assert text_normaliser("pocketsphinx")("hello world") == "hello world"
+
+
 # ---------------------------------------------------------------- pitch and PESQ scale
-def test_pitch_correlation_of_unvoiced_audio_is_nan_and_of_a_tone_is_one():
-    sr = 16000
-    t = np.arange(sr) / sr
-    tone = (0.3 * np.sin(2 * np.pi * (150 + 50 * t) * t)).astype(np.float32)
-    assert pitch_correlation(tone, tone) == pytest.approx(1.0)
-    assert math.isnan(pitch_correlation(tone, np.zeros_like(tone)))
+def test_track_correlation_uses_only_frames_voiced_in_both():
+    """Unvoiced (0) frames in either track are left out; the rest against scipy's Pearson."""
+    from scipy.stats import pearsonr
+
+    rng = np.random.default_rng(5)
+    reference = 100 + 50 * rng.random(60)
+    test = reference + 10 * rng.standard_normal(60)
+    reference[5:15] = 0   # unvoiced stretch in the recording
+    test[30:42] = 0       # and another in the processed signal
+    both = (reference > 0) & (test > 0)
+    assert track_correlation(reference, test) == pytest.approx(pearsonr(reference[both], test[both])[0])
+    # counting the unvoiced frames as F0 = 0 would give a very different (higher) value
+    assert abs(np.corrcoef(reference, test)[0, 1] - track_correlation(reference, test)) > 0.05
     assert math.isnan(track_correlation(np.zeros(50), np.zeros(50)))
+
+
+def test_pitch_correlation_on_a_signal_with_unvoiced_stretches():
+    """A glide with silent and noise-only stretches: the same contour correlates ~1, a contour
+    reversed in time (same F0 range, same voicing) does not; all-unvoiced audio is NaN."""
+    sr = 16000
+    rng = np.random.default_rng(6)
+
+    def voiced(f0):
+        phase = 2 * np.pi * np.cumsum(f0) / sr
+        return 0.3 * sum(np.sin(h * phase) / h for h in range(1, 6))
+
+    t = np.arange(int(0.6 * sr)) / sr
+    rise, fall = 120 + 120 * t / t[-1], 240 - 120 * t / t[-1]
+    gap, hiss = np.zeros(int(0.3 * sr)), 0.02 * rng.standard_normal(int(0.3 * sr))
+    signal = np.concatenate([voiced(rise), gap, voiced(fall), hiss, voiced(rise)]).astype(np.float32)
+    flipped = np.concatenate([voiced(fall), gap, voiced(rise), hiss, voiced(fall)]).astype(np.float32)
+    assert pitch_correlation(signal, 0.5 * signal) > 0.99
+    assert pitch_correlation(signal, flipped) < 0.5
+    assert math.isnan(pitch_correlation(signal, 0.02 * rng.standard_normal(signal.size).astype(np.float32)))
 
 
 def test_pesq_scale_conversion_is_the_inverse_of_p862_2():
@@ -181,6 +381,33 @@ def test_pesq_scale_conversion_is_the_inverse_of_p862_2():
         assert mos_lqo_to_raw(lqo) == pytest.approx(raw, abs=1e-6)
     assert mos_lqo_to_raw(4.64) == pytest.approx(4.5, abs=0.01)
     assert math.isnan(mos_lqo_to_raw(math.nan))
+
+
+# ---------------------------------------------------------------- headroom
+class _IdealRemover(torch.nn.Module):
+    """Subtracts a known perturbation: what a perfect removal module would do."""
+
+    def __init__(self, delta: np.ndarray):
+        super().__init__()
+        self.delta = torch.from_numpy(delta)
+
+    def forward(self, wav):
+        return SSEDOutput(wav - self.delta, None, None)
+
+
+def test_protection_never_clips_and_restore_undoes_the_headroom_gain_exactly():
+    torch.manual_seed(0)
+    generator = SSED(channels=(4, 8, 8), strides=(4, 4), residual_blocks=1, eps=0.05).eval()
+    x = (0.999 * np.sin(np.arange(16000) / 9)).astype(np.float32)  # peaks at full scale
+    protected, gain = protect_signal(generator, x)
+    assert gain == pytest.approx((FULL_SCALE - 0.05) / np.abs(x).max()) and gain < 1
+    assert np.abs(protected).max() <= FULL_SCALE
+    delta = protected - (x.astype(np.float64) * gain).astype(np.float32)
+    restored = restore_signal(_IdealRemover(delta), protected, gain)
+    np.testing.assert_allclose(restored, x, atol=1e-6)
+    quiet = 0.3 * x
+    assert headroom_gain(quiet, 0.05) == 1.0
+    assert np.array_equal(protect_signal(generator, quiet)[0], run_ssed(generator, quiet))
 
 
 # ---------------------------------------------------------------- bad input to protect/restore
@@ -198,14 +425,39 @@ def test_bad_entries_are_refused_or_processed_never_crash(tmp_path):
         lines.append(f"{name} {tmp_path / f'{name}.wav'}\n")
     lines.append(f"missing {tmp_path / 'nope.wav'}\n")
     (tmp_path / "wav.scp").write_text("".join(sorted(lines)))
-    report = apply_to_dir(model, tmp_path / "wav.scp", tmp_path / "out")
-    assert report.done == 3
-    assert set(report.refused) == {"short", "missing"}
-    assert "short" in report.refused["short"] and "receptive field" in report.refused["short"]
-    assert report.silent == ["silent"] and "clipped" in report.clipped
+    code = apply_main("protect", "", ["--model", str(tmp_path / "exp"), "--in", str(tmp_path / "wav.scp"),
+                                      "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 1  # not every input was done
+    assert sorted(read_dict(tmp_path / "out" / "wav.scp")) == ["clipped", "good"]
+    refused = dict(line.split("\t", 1) for line in (tmp_path / "out" / "refused.txt").read_text().splitlines())
+    assert sorted(refused) == ["missing", "short", "silent"]
+    assert "too short" in refused["short"] and "silent" in refused["silent"] and "nope.wav" in refused["missing"]
     out, _ = soundfile.read(tmp_path / "out" / "clipped.wav")
     assert np.abs(out).max() <= 1.0
-    assert (tmp_path / "out" / "refused.txt").read_text().startswith("missing ")
+
+
+# ---------------------------------------------------------------- the pretrained black box
+def test_ge2e_batched_embeddings_equal_resemblyzers_own():
+    """Voiced harmonic complexes (the VAD keeps them) of 2, 3, 4 s through our batched path and
+    through resemblyzer's embed_utterance one at a time; a tone the VAD removes entirely still
+    gets a finite embedding (the fallback to the untrimmed signal)."""
+    from resemblyzer import preprocess_wav
+
+    from speechlib.nn.ge2e import GE2EEncoder
+
+    rng = np.random.default_rng(0)
+    signals = []
+    for k in range(3):
+        t = np.arange(16000 * (2 + k)) / 16000
+        phase = 2 * np.pi * np.cumsum(110 + 40 * k + 20 * np.sin(2 * np.pi * 0.7 * t)) / 16000
+        voiced = sum(np.sin(h * phase) / h for h in range(1, 15)) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
+        signals.append((0.1 * voiced + 0.003 * rng.standard_normal(t.size)).astype(np.float32))
+    encoder = GE2EEncoder()
+    ours = encoder.embed(signals)
+    theirs = np.stack([encoder.model.embed_utterance(preprocess_wav(s)) for s in signals])
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    tone = (0.2 * np.sin(np.arange(32000) / 5)).astype(np.float32)
+    assert preprocess_wav(tone).size == 0 and np.isfinite(encoder.embed([tone])).all()
 
 
 # ---------------------------------------------------------------- speaker models

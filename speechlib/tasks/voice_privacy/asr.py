@@ -48,6 +48,18 @@ def whisper_recogniser(checkpoint: str | Path) -> Callable[[np.ndarray], str]:
     return recognise
 
 
+def text_normaliser(kind: str) -> Callable[[str], str]:
+    """What WER compares. Whisper: OpenAI's English text normaliser (transformers' copy of it;
+    the British-to-American spelling map, english.json, is not in the wheel, so spellings are
+    left as they are), without which Whisper's punctuation, numerals and contractions count as
+    errors. pocketsphinx writes bare lower-case words: the WER's own upper-casing suffices."""
+    if kind == "whisper":
+        from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+        return EnglishTextNormalizer({})
+    return str
+
+
 def build_recogniser(kind: str, whisper_dir: str | None, sample_rate: int) -> Callable[[np.ndarray], str]:
     if kind == "whisper":
         if not whisper_dir:

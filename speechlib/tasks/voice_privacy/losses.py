@@ -1,7 +1,13 @@
 """The joint-training losses, eqs. (2)-(9) of Guo et al., per utterance then batch-averaged.
 
-Norms are plain (not squared) L2 norms over the valid samples of each utterance, as written in
-the paper; padding beyond an utterance's length is masked out so batching does not change them.
+Norms are L2 norms (not squared, as written in the paper) over the valid samples of each
+utterance, *normalised for length*: ||v|| * sqrt(N_ref / N) for an utterance of N valid samples,
+i.e. the RMS of v times sqrt(N_ref). A plain norm grows with sqrt(N), so the same beta would weigh
+the quality term 1.22x more on a 3 s crop than on a 2 s one and not at all the same on whole
+utterances; with the normalisation beta means the same at every crop length, and N_ref = 48000
+(the 3 s crops of the paper-scale config) keeps the paper's weights at their published scale.
+`norm_samples=None` gives the plain norms. Padding beyond an utterance's length is masked out, so
+batching does not change the values.
 """
 from __future__ import annotations
 
@@ -12,17 +18,26 @@ import torch
 
 @dataclass
 class LossWeights:
-    alpha: float = 0.01   # mask-norm weight inside L_quality, eq. (3)
-    beta: float = 0.007   # quality weight inside L_SSED, eq. (4)
-    gamma: float = 0.8    # noise weight inside L_rpt, eq. (8)
-    theta: float = 0.06   # rpt weight in the total, eq. (9)
+    """The weights of eqs. (3), (4), (8), (9) (paper: 0.01, 0.007, 0.8, 0.06) and N_ref."""
+
+    alpha: float          # mask-norm weight inside L_quality, eq. (3)
+    beta: float           # quality weight inside L_SSED, eq. (4)
+    gamma: float          # noise weight inside L_rpt, eq. (8)
+    theta: float          # rpt weight in the total, eq. (9)
+    norm_samples: float | None  # N_ref of the length normalisation (None: plain norms)
 
 
-def masked_norm(values: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """L2 norm over time of (batch, time) values, counting only valid samples -> (batch,)."""
+def masked_norm(values: torch.Tensor, valid: torch.Tensor | None = None,
+                norm_samples: float | None = None) -> torch.Tensor:
+    """L2 norm over time of (batch, time) values, counting only valid samples -> (batch,);
+    with `norm_samples`, rescaled to that many samples: ||v|| sqrt(norm_samples / N_valid)."""
     if valid is not None:
         values = values * valid
-    return torch.sqrt((values**2).sum(dim=-1) + 1e-12)
+    norm = torch.sqrt((values**2).sum(dim=-1) + 1e-12)
+    if norm_samples is None:
+        return norm
+    count = valid.sum(dim=-1) if valid is not None else torch.full_like(norm, values.shape[-1])
+    return norm * torch.sqrt(norm_samples / count.clamp(min=1))
 
 
 def angular_loss(z: torch.Tensor, z_adv: torch.Tensor) -> torch.Tensor:
@@ -31,9 +46,10 @@ def angular_loss(z: torch.Tensor, z_adv: torch.Tensor) -> torch.Tensor:
 
 
 def quality_loss(x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor, alpha: float,
-                 valid: torch.Tensor | None = None) -> torch.Tensor:
+                 valid: torch.Tensor | None = None, norm_samples: float | None = None) -> torch.Tensor:
     """Eq. (3): (1 - alpha) ||x' - x|| + alpha ||m||."""
-    return (1 - alpha) * masked_norm(x_adv - x, valid) + alpha * masked_norm(mask, valid)
+    return ((1 - alpha) * masked_norm(x_adv - x, valid, norm_samples)
+            + alpha * masked_norm(mask, valid, norm_samples))
 
 
 def ssed_loss(angular: torch.Tensor, quality: torch.Tensor, beta: float) -> torch.Tensor:
@@ -41,14 +57,16 @@ def ssed_loss(angular: torch.Tensor, quality: torch.Tensor, beta: float) -> torc
     return (1 - beta) * angular + beta * quality
 
 
-def noise_loss(noise: torch.Tensor, noise_rev: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def noise_loss(noise: torch.Tensor, noise_rev: torch.Tensor, valid: torch.Tensor | None = None,
+               norm_samples: float | None = None) -> torch.Tensor:
     """Eq. (6): ||n + n'|| (n' should be the reverse of n)."""
-    return masked_norm(noise + noise_rev, valid)
+    return masked_norm(noise + noise_rev, valid, norm_samples)
 
 
-def mask_loss(mask: torch.Tensor, mask_rev: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def mask_loss(mask: torch.Tensor, mask_rev: torch.Tensor, valid: torch.Tensor | None = None,
+              norm_samples: float | None = None) -> torch.Tensor:
     """Eq. (7): ||m - m'||."""
-    return masked_norm(mask - mask_rev, valid)
+    return masked_norm(mask - mask_rev, valid, norm_samples)
 
 
 def rpt_loss(mask_term: torch.Tensor, noise_term: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -66,10 +84,10 @@ def joint_losses(x: torch.Tensor, x_adv: torch.Tensor, z: torch.Tensor, z_adv: t
                  weights: LossWeights, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every term, batch-averaged; `total` is what is minimised."""
     angular = angular_loss(z, z_adv)
-    quality = quality_loss(x, x_adv, mask, weights.alpha, valid)
+    quality = quality_loss(x, x_adv, mask, weights.alpha, valid, weights.norm_samples)
     ssed = ssed_loss(angular, quality, weights.beta)
-    noise_term = noise_loss(noise, noise_rev, valid)
-    mask_term = mask_loss(mask, mask_rev, valid)
+    noise_term = noise_loss(noise, noise_rev, valid, weights.norm_samples)
+    mask_term = mask_loss(mask, mask_rev, valid, weights.norm_samples)
     rpt = rpt_loss(mask_term, noise_term, weights.gamma)
     total = total_loss(ssed, rpt, weights.theta)
     terms = {"angular": angular, "quality": quality, "ssed": ssed, "noise": noise_term,

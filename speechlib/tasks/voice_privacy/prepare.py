@@ -5,7 +5,8 @@
 
 data/train: the LibriSpeech training subsets (generator/remover training, and the speaker models
 when no VoxCeleb is given); data/speaker_train: VoxCeleb1+2 when given, else a copy of data/train;
-data/<eval subset> for each evaluation subset; data/noise: the mini corpus's noise pool for the
+data/<eval subset> for each evaluation subset, with utt2lang (from the mini corpus's index; "en"
+for LibriSpeech) so that WER is computed on English only; data/noise: the mini corpus's noise pool for the
 speaker models' augmentation (when the mini corpus is there).
 """
 from __future__ import annotations
@@ -17,7 +18,15 @@ from speechlib.data import librispeech, mini, voxceleb
 from speechlib.data.corpora import resolve_corpus
 from speechlib.data.datadir import combine_data_dirs, subset_data_dir
 from speechlib.io.errors import InputError, exit_on_input_error
+from speechlib.io.kaldi import read_dict, write_table
 from speechlib.tasks.stage import start_stage
+
+
+def mini_languages(hp: dict) -> dict[str, str]:
+    """{LibriSpeech-style utterance id: language} of the mini corpus's LibriSpeech layout."""
+    root = hp.get("mini_root") or mini.default_root()
+    return {Path(row["path"]).stem: row["lang"] for row in mini.speech_index(root)
+            if row["path"].startswith("LibriSpeech/")}
 
 
 def main() -> None:
@@ -39,6 +48,7 @@ def main() -> None:
         raise InputError(f"db.sh: LIBRISPEECH={libri}: subset(s) {', '.join(missing)} missing")
     if not train_subsets:
         raise InputError(f"no training subset of {hp['train_subsets']} under {libri}")
+    languages = mini_languages(hp) if is_mini else {}
     parts = []
     for subset in train_subsets + eval_subsets:
         limit = hp.get("max_train_utts_per_speaker" if subset in train_subsets else "max_eval_utts_per_speaker")
@@ -49,6 +59,9 @@ def main() -> None:
         print(f"prepare: {subset}: {count} utterances")
         if subset in train_subsets:
             parts.append(data / subset)
+        else:
+            utts = read_dict(data / subset / "utt2spk")
+            write_table(data / subset / "utt2lang", {u: languages.get(u, "unknown") if is_mini else "en" for u in utts})
     combine_data_dirs(data / "train", parts)
     if hp.get("voxceleb_path"):
         count = voxceleb.prepare(Path(hp["voxceleb_path"]), data / "speaker_train")

@@ -4,7 +4,8 @@
 
 For rec, adv, rst, an, qt, ms: PESQ (wide band, on the paper's -0.5..4.5 scale) and SNR against
 the recording, the ASR transcript (for the WER), and the YAAPT pitch correlation with the
-recording. One JSON line per utterance and condition in exp/<tag>/quality/part.<job>.jsonl;
+recording. The ASR runs on English utterances only (utt2lang); the others get no transcript.
+One JSON line per utterance and condition in exp/<tag>/quality/part.<job>.jsonl;
 a failed PESQ or an unvoiced pitch track is NaN there, and the report counts them.
 """
 from __future__ import annotations
@@ -78,6 +79,7 @@ def main() -> None:
                if all(u in scp for scp in scps.values())}
     utts = select_utterances(utt2spk, hp.get("quality_max_utts"))[job - 1::jobs]
     text = read_dict(Path(hp["data_folder"]) / subset / "text")
+    languages = read_dict(Path(hp["data_folder"]) / subset / "utt2lang")
     recognise = build_recogniser(hp["asr"], hp.get("whisper_dir"), rate)
     rows = []
     for utt in tqdm(utts, desc=f"quality job {job}/{jobs}"):
@@ -89,7 +91,8 @@ def main() -> None:
             rows.append({"utt": utt, "cond": cond,
                          "pesq": mos_lqo_to_raw(pesq_wb(signal[:n], reference[:n], rate)),
                          "snr": signal_to_noise(reference, signal),
-                         "ref": text[utt], "hyp": recognise(signal),
+                         "lang": languages[utt], "ref": text[utt],
+                         "hyp": recognise(signal) if languages[utt] == "en" else None,
                          "pitch_corr": track_correlation(reference_f0, reference_f0 if cond == "rec"
                                                          else f0_track(signal, rate))})
     atomic_write_text(out, "".join(json.dumps(row) + "\n" for row in rows))

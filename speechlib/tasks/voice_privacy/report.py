@@ -9,16 +9,20 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.io.kaldi import read_dict
+from speechlib.metrics.verification import percentile_ci
 from speechlib.metrics.wer import corpus_wer
 from speechlib.results.tables import ResultTable, write_results
 from speechlib.tasks.stage import start_stage
-from speechlib.tasks.voice_privacy.asv import CONDITION_PAIRS
-from speechlib.tasks.voice_privacy.protect_sets import condition_dir
+from speechlib.tasks.voice_privacy.asr import text_normaliser
+from speechlib.tasks.voice_privacy.asv import CONDITION_PAIRS, DIFFERENCES, MODELS, PROTOCOLS
+from speechlib.tasks.voice_privacy.figures import cosine_histograms
+from speechlib.tasks.voice_privacy.protect_sets import CONTROL, condition_dir
 from speechlib.tasks.voice_privacy.quality import TABLE2_CONDITIONS
 
 # Guo et al., Table 1 (EER %): white box then black box, columns as CONDITION_PAIRS.
@@ -37,47 +41,128 @@ PAPER_TABLE2 = {
     "P-Std": [0.00, 0.03, 0.01, 0.11, 0.43, 0.08],
 }
 GENDER_NAMES = {"m": "male", "f": "female"}
+MODEL_NAMES = {"white": "white box: our ECAPA-TDNN, the model the generator was trained against",
+               "black": "black box: our x-vector (another architecture, trained separately, never seen by the generator)",
+               "ge2e": "black box: resemblyzer's pretrained GE2E encoder (someone else's model and training data)"}
+PAPER_COLUMNS = {"white": slice(0, 5), "black": slice(5, 10)}  # the paper's black box is ENSKD
 
 
-def table1(eers: dict, subsets: list[str], corpus: str) -> ResultTable:
-    columns = [f"{box} {pair}" for box in ("white", "black") for pair in CONDITION_PAIRS]
-    rows, paper = {}, {}
-    for subset in list(dict.fromkeys(["test-clean", "dev-clean", *subsets])):
-        for gender in ("m", "f"):
-            name = f"{subset} {GENDER_NAMES[gender]}"
-            cells = eers.get(subset, {}).get(gender)
-            rows[name] = ([cells[box][pair] for box in ("white", "black") for pair in CONDITION_PAIRS]
-                          if cells else ["not run (not in eval_subsets)"] + [None] * (len(columns) - 1))
-            if (subset, gender) in PAPER_TABLE1:
-                paper[name] = PAPER_TABLE1[(subset, gender)]
-    return ResultTable(
-        title=f"Table 1: EER (%) per set and gender ({corpus})", columns=columns, rows=rows, paper=paper,
-        caption="white = our ECAPA-TDNN (the model the generator was trained against); black = our x-vector "
-                "(the paper's ENSKD role: another architecture, never seen by the generator). "
-                "Per set and gender: 20 speakers, 1 target + 30 non-target trials each (trial lists in "
-                "exp/<tag>/asv/trials/), cosine scoring.")
+def with_ci(cell: dict, key: str = "eer", decimals: int = 1) -> str:
+    return f"{cell[key]:.{decimals}f} [{cell[key + '_lo']:.{decimals}f}, {cell[key + '_hi']:.{decimals}f}]"
 
 
-def summarise(rows: list[dict]) -> tuple[dict[str, list], dict[str, list]]:
-    """Table 2 rows (ours) and count rows (NaNs, utterances) from the per-utterance records."""
+def cell_rows(subsets: list[str]) -> list[tuple[str, str, str]]:
+    """(row name, subset, gender) in the paper's order, plus any other configured subset."""
+    return [(f"{subset} {GENDER_NAMES[g]}", subset, g)
+            for subset in dict.fromkeys(["test-clean", "dev-clean", *subsets]) for g in ("m", "f")]
+
+
+def eer_tables(asv: dict, subsets: list[str], corpus: str) -> list[ResultTable]:
+    """Table 1 per protocol and model: EER (%) [95 % CI] per condition pair."""
+    tables = []
+    for protocol in PROTOCOLS:
+        for model in MODELS:
+            rows, paper = {}, {}
+            for name, subset, gender in cell_rows(subsets):
+                cells = asv["metrics"][protocol].get(subset, {}).get(gender, {}).get(model)
+                rows[name] = ([with_ci(cells[pair]) for pair in CONDITION_PAIRS] if cells else
+                              ["not run (not in eval_subsets)"] + [None] * (len(CONDITION_PAIRS) - 1))
+                if protocol == "paper" and model in PAPER_COLUMNS and (subset, gender) in PAPER_TABLE1:
+                    paper[name] = PAPER_TABLE1[(subset, gender)][PAPER_COLUMNS[model]] + [None]
+            trials = ("1 target + 30 non-target trials per speaker (the paper's protocol, 20 target trials "
+                      "per cell)" if protocol == "paper" else
+                      "every same-gender pair of the evaluation utterances (every within-speaker pair a target)")
+            tables.append(ResultTable(
+                title=f"Table 1 ({protocol} protocol, {model}): EER (%) [95 % CI] ({corpus})",
+                columns=list(CONDITION_PAIRS), rows=rows, paper=paper,
+                caption=f"{MODEL_NAMES[model]}. Trials: {trials}; cosine scoring. rec-gn: the recording plus "
+                        "Gaussian noise at the SNR of its own adversarial perturbation (the control). CIs: "
+                        f"bootstrap over enrolment speakers, {asv['bootstrap']} replicates."))
+    return tables
+
+
+def dcf_and_difference_tables(asv: dict, subsets: list[str], corpus: str) -> list[ResultTable]:
+    """Extended protocol: minDCF per condition pair, and the paired EER differences."""
+    dcf_rows, diff_rows = {}, {}
+    for name, subset, gender in cell_rows(subsets):
+        for model in MODELS:
+            cells = asv["metrics"]["extended"].get(subset, {}).get(gender, {}).get(model)
+            diffs = asv["differences"]["extended"].get(subset, {}).get(gender, {}).get(model)
+            if not cells:
+                continue
+            dcf_rows[f"{name} {model}"] = [f"{with_ci(cells[pair], 'min_dcf_0.01', 3)} / "
+                                           f"{with_ci(cells[pair], 'min_dcf_0.05', 3)}" for pair in CONDITION_PAIRS]
+            diff_rows[f"{name} {model}"] = [with_ci(diffs[d]) for d in DIFFERENCES]
+    dcf = ResultTable(title=f"minDCF (p_target 0.01 / 0.05) [95 % CI], extended protocol ({corpus})",
+                      columns=list(CONDITION_PAIRS), rows=dcf_rows,
+                      caption="Normalised minimum detection cost, C_miss = C_fa = 1.")
+    diff = ResultTable(title=f"Paired EER differences (points) [95 % CI], extended protocol ({corpus})",
+                       columns=list(DIFFERENCES), rows=diff_rows,
+                       caption="Same trials and the same bootstrap resamples for both terms. rec-adv - rec-gn "
+                               "> 0 with a CI above 0: the learned perturbation hides the speaker better than "
+                               "Gaussian noise of the same SNR.")
+    return [dcf, diff]
+
+
+def cosine_table(cosines: dict, subsets: list[str], corpus: str) -> ResultTable:
+    rows = {}
+    for subset in subsets:
+        for model in MODELS:
+            values = cosines[subset][model]
+            rows[f"{subset} {model}"] = [
+                f"{np.mean(values[c]):.3f} ({np.percentile(values[c], 5):.3f}, {np.percentile(values[c], 95):.3f})"
+                for c in ("adv", "rst", CONTROL)]
+    return ResultTable(title=f"Per-utterance cosine to the recording's embedding: mean (5th, 95th percentile) ({corpus})",
+                       columns=["cos(z(x), z(x'))  adv", "cos(z(x), z(x_hat))  rst", "cos(z(x), z(gn))  noise control"],
+                       rows=rows, caption="Histograms: exp/<tag>/asv/cosines_<set>.png.")
+
+
+def bootstrap_mean(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, float, float]:
+    """(mean, 95 % CI low, high) of the finite values, resampling utterances."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return math.nan, math.nan, math.nan
+    means = finite[np.random.default_rng(seed).integers(0, finite.size, (n_boot, finite.size))].mean(axis=1)
+    low, high = percentile_ci(means)
+    return float(finite.mean()), low, high
+
+
+def summarise(rows: list[dict], normalise: Callable[[str], str], n_boot: int, seed: int
+              ) -> tuple[dict[str, list], dict[str, list]]:
+    """Table 2 rows (ours) and count rows (NaNs, utterances) from the per-utterance records.
+    PESQ and SNR: mean [95 % CI over utterances]; WER over English utterances only."""
     table: dict[str, list] = {name: [] for name in PAPER_TABLE2}
-    counts: dict[str, list] = {"utterances": [], "PESQ failures (NaN)": [], "pitch NaN (unvoiced)": []}
+    counts: dict[str, list] = {"utterances": [], "English utterances (WER)": [], "PESQ failures (NaN)": [],
+                               "pitch NaN (unvoiced)": []}
     for cond in TABLE2_CONDITIONS:
         mine = [r for r in rows if r["cond"] == cond]
+        english = [r for r in mine if r["lang"] == "en"]
         pesq = np.array([r["pesq"] for r in mine], float)
         snr = np.array([r["snr"] for r in mine], float)
         pitch = np.array([r["pitch_corr"] for r in mine], float)
-        finite_snr = snr[np.isfinite(snr)]
-        table["PESQ"].append(float(np.nanmean(pesq)) if np.isfinite(pesq).any() else math.nan)
-        table["SNR (dB)"].append("∞" if finite_snr.size == 0 else float(finite_snr.mean()))
-        table["WER (%)"].append(corpus_wer([r["ref"] for r in mine], [r["hyp"] for r in mine]))
+        mean, low, high = bootstrap_mean(pesq, n_boot, seed)
+        table["PESQ"].append(f"{mean:.2f} [{low:.2f}, {high:.2f}]")
+        if np.isfinite(snr).any():
+            mean, low, high = bootstrap_mean(snr, n_boot, seed)
+            table["SNR (dB)"].append(f"{mean:.2f} [{low:.2f}, {high:.2f}]")
+        else:
+            table["SNR (dB)"].append("∞")
+        table["WER (%)"].append(corpus_wer([normalise(r["ref"]) for r in english], [normalise(r["hyp"]) for r in english])
+                                if english else "no English utterance")
         voiced = pitch[np.isfinite(pitch)]
         table["P-Mean"].append(float(voiced.mean()) if voiced.size else math.nan)
         table["P-Std"].append(float(voiced.std()) if voiced.size else math.nan)
         counts["utterances"].append(len(mine))
+        counts["English utterances (WER)"].append(len(english))
         counts["PESQ failures (NaN)"].append(int(np.isnan(pesq).sum()))
         counts["pitch NaN (unvoiced)"].append(int(np.isnan(pitch).sum()))
     return table, counts
+
+
+def cosine_figures(cosines: dict, out_dir: Path) -> None:
+    for subset, per_model in cosines.items():
+        cosine_histograms(per_model, out_dir / f"cosines_{subset}.png",
+                          title=f"{subset}: cosine of each utterance's embedding to its recording's")
 
 
 def copy_examples(hp: dict, exp_dir: Path, tag: str, count: int) -> list[str]:
@@ -105,18 +190,24 @@ def main() -> None:
     parts = sorted((exp_dir / "quality").glob("part.*.jsonl"))
     if not eer_path.is_file() or not parts:
         raise InputError("run stages 4 (asv) and 5 (quality) first", str(exp_dir))
-    corpus = str(hp["corpus"])
-    t1 = table1(json.loads(eer_path.read_text()), list(hp["eval_subsets"]), corpus)
+    corpus, subsets = str(hp["corpus"]), list(hp["eval_subsets"])
+    asv = json.loads(eer_path.read_text())
+    cosines = json.loads((exp_dir / "asv" / "cosines.json").read_text())
+    cosine_figures(cosines, exp_dir / "asv")
     rows = [json.loads(line) for part in parts for line in part.read_text().splitlines()]
-    ours, counts = summarise(rows)
-    columns = list(TABLE2_CONDITIONS)
+    ours, counts = summarise(rows, text_normaliser(hp["asr"]), int(hp["bootstrap"]), int(hp["seed"]))
+    asr_note = ("Whisper (local checkpoint) with Whisper's English text normaliser" if hp["asr"] == "whisper" else
+                "pocketsphinx (offline; far weaker than the paper's Whisper service: its WERs are NOT comparable "
+                "with the paper's, only rec vs adv vs rst within this table)")
     t2 = ResultTable(
-        title=f"Table 2: quality and content on {hp['quality_subset']} ({corpus})", columns=columns,
-        rows={**ours, **counts}, paper=dict(PAPER_TABLE2),
+        title=f"Table 2: quality and content on {hp['quality_subset']} ({corpus})", columns=list(TABLE2_CONDITIONS),
+        rows={**ours, **counts}, paper={name: [*cells, None] for name, cells in PAPER_TABLE2.items()},
         caption="PESQ: wide band, raw P.862 scale (-0.5..4.5), against the recording; SNR against the "
-                f"recording (mean over utterances, ∞ = identical); WER: {hp['asr']} (the paper: Whisper); "
-                "P-Mean/P-Std: YAAPT pitch correlation with the recording over jointly voiced frames. "
-                "NaN PESQ and NaN pitch correlations are counted below and left out of the means.")
+                "recording; both mean [95 % CI, bootstrap over utterances] (∞ = identical). WER: "
+                f"{asr_note}; English utterances only (utt2lang). P-Mean/P-Std: YAAPT pitch correlation "
+                "with the recording over jointly voiced frames. NaN PESQ and NaN pitch correlations are "
+                "counted below and left out of the means. gn: the recording plus Gaussian noise at the "
+                "adversarial perturbation's SNR (the ASV control; not in the paper).")
     speed = {}
     curve = exp_dir / "joint_loss_curve.json"
     if curve.is_file():
@@ -124,7 +215,9 @@ def main() -> None:
         speed["joint training (audio s / s)"] = [last["audio_seconds_per_second"]]
     throughput = exp_dir / "asv" / "throughput.json"
     if throughput.is_file():
-        speed["embedding extraction (utterances / s)"] = [json.loads(throughput.read_text())["utterances_per_second"]]
+        for model, row in json.loads(throughput.read_text()).items():
+            if model in MODELS:
+                speed[f"embedding extraction, {model} (utterances / s)"] = [row["utterances_per_second"]]
     t3 = ResultTable(title="Speed of this run (CPU)", columns=["value"], rows=speed or {"not recorded": ["–"]})
     notes = ["Audio examples (recording, protected, restored):", "", *copy_examples(hp, exp_dir, tag,
                                                                                  int(hp["num_examples"]))]
@@ -133,7 +226,9 @@ def main() -> None:
                   "speaker models and a few epochs of joint training; the paper's rows are for LibriSpeech "
                   "with models trained on VoxCeleb1+2 and 30 epochs. Paper-scale configs "
                   "(conf/paper_voice_privacy.yaml) were not run: they need a GPU."]
-    path = write_results(exp_dir, "egs/voice_privacy", [t1, t2, t3], corpus=corpus, notes="\n".join(notes))
+    tables = [*eer_tables(asv, subsets, corpus), *dcf_and_difference_tables(asv, subsets, corpus),
+              cosine_table(cosines, subsets, corpus), t2, t3]
+    path = write_results(exp_dir, "egs/voice_privacy", tables, corpus=corpus, notes="\n".join(notes))
     stage.mark_done()
     print(f"report: wrote {path}")
 

@@ -75,7 +75,7 @@ def main() -> None:
     stage = start_stage("train")
     hp = stage.hparams
     model_dir = stage.exp_dir / "model"
-    if stage.is_done((model_dir / "generator.ckpt", model_dir / "remover.ckpt")):
+    if stage.is_done((model_dir / "protect" / "model.json", model_dir / "restore" / "model.json")):
         print(f"train: {model_dir} is up to date")
         return
     kwargs = ssed_kwargs(hp)
@@ -92,7 +92,7 @@ def main() -> None:
                        opt_class=lambda params: torch.optim.Adam(params, lr=hp["lr"]),
                        hparams=hp, run_opts=stage.run_opts, checkpointer=checkpointer)
     brain.speaker = speaker.to(brain.device)
-    brain.weights = LossWeights(hp["alpha"], hp["beta"], hp["gamma"], hp["theta"])
+    brain.weights = LossWeights(hp["alpha"], hp["beta"], hp["gamma"], hp["theta"], hp["loss_norm_samples"])
     brain.crop_generator = torch.Generator().manual_seed(int(hp["seed"]))
     brain.tensorboard = sb.utils.train_logger.TensorboardLogger(str(stage.exp_dir / "tensorboard" / "joint"))
     announce_resume(checkpointer)
@@ -100,7 +100,7 @@ def main() -> None:
           f"{len(train)} utterances, {hp['number_of_epochs']} epochs", flush=True)
     loader = {"batch_size": hp["batch_size"], "shuffle": True, "num_workers": hp.get("num_workers", 0)}
     brain.fit(epoch_counter, train, None, train_loader_kwargs=loader)
-    save_models(model_dir, kwargs, generator.cpu(), remover.cpu())
+    save_models(model_dir, kwargs, generator.cpu(), remover.cpu(), hp["sample_rate"], hp["corpus"])
     stage.mark_done()
     print(f"train: wrote {model_dir}")
 
