@@ -41,7 +41,7 @@ def _open_source(spec: str, utt: str | None):
     """Return what soundfile can open: the path, or the bytes a pipe produced."""
     label = f"utterance '{utt}': " if utt else ""
     if is_pipe(spec):
-        command = spec.rstrip()[:-1]
+        command = spec.rstrip()[:-1].strip()
         proc = subprocess.run(["bash", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if proc.returncode != 0:
             detail = proc.stderr.decode(errors="replace").strip().splitlines()
@@ -58,6 +58,7 @@ class Audio(NamedTuple):
 
     data: np.ndarray
     sample_rate: int
+    tags: dict  # the file's text metadata (title, comment, ...), as soundfile names them
 
     @property
     def channels(self) -> int:
@@ -120,7 +121,8 @@ def read_audio(spec: str, utt: str | None = None) -> Audio:
         with soundfile.SoundFile(source) as handle:
             sample_rate, expected = int(handle.samplerate), handle.frames
             data = handle.read(dtype="float32", always_2d=True)
-            if handle.format in ("MPEG", "OGG"):  # frame counts of compressed streams are estimates
+            tags = handle.copy_metadata()
+            if handle.format in ("MP3", "MPEG", "OGG"):  # frame counts of compressed streams are estimates
                 expected = len(data)
     except (RuntimeError, soundfile.LibsndfileError) as err:
         if isinstance(source, io.BytesIO) or not spec.lower().endswith(FFMPEG_SUFFIXES):
@@ -128,7 +130,7 @@ def read_audio(spec: str, utt: str | None = None) -> Audio:
         decoded = _ffmpeg_decode(spec, label)
         with soundfile.SoundFile(io.BytesIO(decoded)) as handle:
             sample_rate, data = int(handle.samplerate), handle.read(dtype="float32", always_2d=True)
-        expected = len(data)
+        expected, tags = len(data), {}
     if len(data) < expected:
         raise InputError(f"{label}{name}: truncated: {len(data)} of {expected} frames could be decoded")
     if len(data) == 0:
@@ -136,7 +138,7 @@ def read_audio(spec: str, utt: str | None = None) -> Audio:
     if not np.isfinite(data).all():
         bad = int(np.count_nonzero(~np.isfinite(data)))
         raise InputError(f"{label}{name}: {bad} non-finite sample(s) (NaN or inf)")
-    return Audio(data, sample_rate)
+    return Audio(data, sample_rate, tags)
 
 
 def audio_info(spec: str, utt: str | None = None) -> AudioInfo:
@@ -202,13 +204,18 @@ def check_not_silent(signal: np.ndarray, name: str, threshold: float = 1e-4) -> 
 
 
 def write_audio(path: str | os.PathLike, signal: np.ndarray, sample_rate: int,
-                subtype: str = "PCM_16") -> None:
+                subtype: str = "PCM_16", tags: dict[str, str] | None = None) -> None:
     """Write atomically; the format follows the extension (.wav, .flac). Clipping warns (user
-    commands decide before writing: see speechlib.io.inference)."""
+    commands decide before writing: see speechlib.io.inference). `tags`: text metadata by
+    soundfile's names (title, comment, software, ...), stored in the file itself."""
     peak = float(np.max(np.abs(signal))) if signal.size else 0.0
     if peak > 1.0 and subtype.startswith("PCM"):
         warnings.warn(f"{path}: peak {peak:.2f} > 1 clipped when writing {subtype}", stacklevel=2)
         signal = np.clip(signal, -1.0, 1.0)
     suffix = os.path.splitext(os.fspath(path))[1]
     with atomic_path(path, suffix=suffix) as tmp:
-        soundfile.write(tmp, signal, sample_rate, subtype=subtype)
+        channels = 1 if signal.ndim == 1 else signal.shape[1]
+        with soundfile.SoundFile(tmp, "w", sample_rate, channels, subtype=subtype) as handle:
+            for key, value in (tags or {}).items():
+                setattr(handle, key, value)
+            handle.write(signal)

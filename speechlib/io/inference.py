@@ -56,6 +56,7 @@ from speechlib.io.kaldi import write_table
 from speechlib.io.progress import Progress
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this a "recording" carries nothing a model can work on
+MIN_SECONDS = 0.1  # shorter than this is a click, not a recording, whatever a model would accept
 SCALE_PEAK = 0.99
 
 
@@ -65,12 +66,18 @@ class WaveformModel:
 
     `context`: overlap between windows, in samples (at least the receptive field);
     `min_samples`: the shortest input it accepts.
+    Per-recording hooks (optional), given all channels at the model's rate and a dict `info`
+    ({"name", "tags": the input file's metadata, "out_tags": metadata to write}): `before` runs
+    ahead of the windows (e.g. a level change; an InputError refuses the recording), `after` on
+    the cross-faded output (e.g. undoing that change, filling "out_tags").
     """
 
     sample_rate: int
     forward: Callable[[np.ndarray], np.ndarray]
     context: int = 0
     min_samples: int = 1
+    before: Callable[[list[np.ndarray], dict], list[np.ndarray]] | None = None
+    after: Callable[[list[np.ndarray], dict], list[np.ndarray]] | None = None
 
 
 @dataclass
@@ -108,6 +115,11 @@ class Summary:
         return 0 if len(self.done) == self.total else 1
 
 
+def shown(name: str) -> str:
+    """A name as printed on one line: quoted Python-style when it holds a newline or the like."""
+    return name if name.isprintable() else repr(name)
+
+
 def window_starts(length: int, size: int, hop: int) -> list[int]:
     """Start of each window of `size` (the last one aligned to the end, so all are `size` long)."""
     if length <= size:
@@ -138,6 +150,7 @@ class _Job:
     starts: list[int]
     size: int  # every window's length
     results: dict[tuple[int, int], Any] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
 
 
 class Runner:
@@ -164,11 +177,20 @@ class Runner:
                     else [audio.data[:, c] for c in range(audio.channels)])
         signals = [np.ascontiguousarray(resample(ch, audio.sample_rate, self.model.sample_rate), np.float32)
                    for ch in channels]
-        if len(signals[0]) < self.model.min_samples:
-            need = self.model.min_samples / self.model.sample_rate
+        need_samples = max(self.model.min_samples, int(MIN_SECONDS * self.model.sample_rate))
+        if len(signals[0]) < need_samples:
+            need = need_samples / self.model.sample_rate
             return self._refuse(summary, item, f"too short: {len(audio.data) / audio.sample_rate:.3f} s, "
                                 f"the model needs at least {need:.3f} s")
-        return self.job(item, signals, audio.sample_rate, len(audio.data))
+        info = {"name": item.name, "tags": audio.tags, "out_tags": {}}
+        if isinstance(self.model, WaveformModel) and self.model.before is not None:
+            try:
+                signals = self.model.before(signals, info)
+            except InputError as err:
+                return self._refuse(summary, item, str(err))
+        job = self.job(item, signals, audio.sample_rate, len(audio.data))
+        job.info = info
+        return job
 
     def job(self, item, signals: list[np.ndarray], native_rate: int, frames: int) -> _Job:
         hop = self.window - self.overlap if isinstance(self.model, WaveformModel) else self.window
@@ -178,7 +200,7 @@ class Runner:
     def _refuse(self, summary: Summary, item, reason: str) -> None:
         reason = reason.replace(f"utterance '{item.name}': ", "")
         summary.refused[item.name] = reason
-        print(f"{self.prog}: refused {item.name}: {reason}", file=sys.stderr, flush=True)
+        print(f"{self.prog}: refused {shown(item.name)}: {reason}", file=sys.stderr, flush=True)
         return None
 
     # -- the model ---------------------------------------------------------------------------
@@ -214,7 +236,7 @@ class Runner:
 
     def _fail(self, summary: Summary, item, reason: str) -> None:
         summary.failed[item.name] = reason
-        print(f"{self.prog}: failed {item.name}: {reason}", file=sys.stderr, flush=True)
+        print(f"{self.prog}: failed {shown(item.name)}: {reason}", file=sys.stderr, flush=True)
 
     # -- results ---------------------------------------------------------------------------
     def _finish(self, job: _Job, summary: Summary) -> None:
@@ -227,9 +249,12 @@ class Runner:
             self.rows[job.item.name] = row
             summary.done.append(job.item.name)
             return None
+        outputs = [self.assemble(job, channel) for channel in range(len(job.signals))]
+        if self.model.after is not None:
+            outputs = self.model.after(outputs, job.info)
         channels = []
-        for channel in range(len(job.signals)):
-            back = resample(self.assemble(job, channel), self.model.sample_rate, job.native_rate)
+        for signal in outputs:
+            back = resample(signal, self.model.sample_rate, job.native_rate)
             channels.append(np.pad(back[: job.frames], (0, max(0, job.frames - len(back)))))
         job.results.clear()
         output = np.stack(channels, axis=1)
@@ -246,10 +271,10 @@ class Runner:
                 output = np.clip(output, -1.0, 1.0)
                 note = f"output clipped (peak {peak:.2f}, --on-clip clip)"
             summary.notes[job.item.name] = note
-            print(f"{self.prog}: {job.item.name}: {note}", file=sys.stderr, flush=True)
+            print(f"{self.prog}: {shown(job.item.name)}: {note}", file=sys.stderr, flush=True)
         try:
             write_audio(job.item.output, output[:, 0] if output.shape[1] == 1 else output, job.native_rate,
-                        self.subtype)
+                        self.subtype, tags=job.info["out_tags"])
         except (OSError, RuntimeError) as err:
             return self._fail(summary, job.item, f"cannot write {job.item.output}: {err}")
         summary.done.append(job.item.name)
@@ -325,7 +350,7 @@ def write_listings(the_plan: Plan, summary: Summary) -> None:
     if problems:
         # One `<name>\t<reason>` line each: names may hold spaces, so not a Kaldi table.
         with atomic_open(refused) as handle:
-            handle.writelines(f"{name}\t{reason}\n" for name, reason in sorted(problems.items()))
+            handle.writelines(f"{shown(name)}\t{reason}\n" for name, reason in sorted(problems.items()))
     elif refused.exists():
         refused.unlink()
 
@@ -372,7 +397,8 @@ inputs and outputs:
   wav.scp (`cmd |` pipes allowed). {out_rule}
   Nothing outside --out is written; an output that would overwrite an input, two inputs with
   one output name, or a wav.scp key that leaves --out stop the command before any work.
-  Unreadable, truncated, empty, non-finite (NaN/inf), silent or too short recordings are refused
+  Unreadable, truncated, empty, non-finite (NaN/inf), silent (peak below -80 dBFS) or too short
+  (under 0.1 s, or what the model needs) recordings are refused
   by name and the rest processed. The last line counts done/refused/failed; the exit status is
   0 only when every input was done.{waveform_rule}
 memory:
@@ -447,10 +473,10 @@ def main(prog: str, description: str, load: Callable[[argparse.Namespace], Model
         the_plan = plan(args.source, None if scoring else args.out, suffix)
         if scoring and args.out is not None:
             plan_table_output(the_plan, args.source, args.out)
-    except PlanError as err:
-        for problem in err.problems:
+    except InputError as err:  # a PlanError lists every problem; a bad wav.scp or --in is one
+        for problem in getattr(err, "problems", [str(err)]):
             print(f"{prog}: refused: {problem}", file=sys.stderr)
-        print(f"{prog}: nothing done: the command line was refused ({len(err.problems)} problem(s))",
+        print(f"{prog}: nothing done: the command line was refused ({len(getattr(err, 'problems', [1]))} problem(s))",
               file=sys.stderr)
         return 2
     if the_plan.ignored:

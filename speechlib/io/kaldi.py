@@ -36,7 +36,7 @@ def read_table(path: str | os.PathLike, allow_empty_value: bool = False) -> Tabl
     """Read a table file; a line without a key (or without a value) is an InputError."""
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", newline="") as handle:  # keep a CR to complain about it
             content = handle.read()
     except FileNotFoundError:
         raise InputError("file does not exist", path) from None

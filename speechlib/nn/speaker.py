@@ -194,7 +194,7 @@ def load_pretrained(directory: str | Path) -> SpeakerEncoder:
     if "embedding_model" not in hparams:
         raise InputError("no 'embedding_model' key", str(yaml_path))
     model = hparams["embedding_model"]
-    state = torch.load(ckpt, map_location="cpu")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)  # a state dict: never run code
     model.load_state_dict(state)
     return SpeakerEncoder(model, int(hparams.get("n_mels", 80))).eval()
 

@@ -138,12 +138,14 @@ def save_model_dir(path: str | Path, *, recipe: str, kind: str, system: str, sam
 
 def find_model_dir(path: str | Path, *below: str | Path) -> Path:
     """`path` when it holds a model.json, else the first `path/<below>` that does (an experiment
-    dir given where a model dir is meant); `path` itself when none does (the loader then says why)."""
+    dir given where a model dir is meant); when none does, the first `path/<below>`, so that the
+    loader's complaint names the directory that was looked for (e.g. the --system's)."""
     path = Path(path)
-    for candidate in (path, *(path / b for b in below)):
+    candidates = [path, *(path / b for b in below)]
+    for candidate in candidates:
         if (candidate / MANIFEST).is_file():
             return candidate
-    return path
+    return candidates[1] if below and path.is_dir() else path
 
 
 def load_model_dir(path: str | Path, recipe: str, kind: str | tuple[str, ...]) -> ModelDir:

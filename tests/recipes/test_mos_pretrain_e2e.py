@@ -86,7 +86,7 @@ def test_predict_command_and_idempotent_rerun(recipe):
         assert all(1.0 <= float(line.rsplit(",", 1)[1]) <= 5.0 for line in lines[1:])
     out = run([PYTHON, "-m", "speechlib.tasks.mos_pretrain.predict", "--model", str(exp), "--in", str(scp),
                "--system", "nope"])
-    assert out.returncode == 1 and "no system 'nope'" in out.stderr
+    assert out.returncode == 1 and "encoders/nope: not a model directory" in out.stderr
     out = run_recipe(dest, mini, "--config", "conf/tiny_mos_pretrain.yaml", "--stop-stage", "2")
     assert out.returncode == 0, out.stderr
     assert "is up to date" in (exp / "log" / "prepare.log").read_text()

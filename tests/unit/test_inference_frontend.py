@@ -308,3 +308,28 @@ def test_apply_model_in_memory_is_batch_independent():
         alone = inference.apply_model(model, [signal], batch_size=3, chunk_seconds=1.0)[0]
         assert joint.shape == signal.shape
         assert np.linalg.norm(alone - joint) <= 1e-5 * np.linalg.norm(alone)
+
+
+def test_hooks_see_all_channels_and_carry_tags(tmp_path, capsys):
+    """`before` scales a recording, `after` undoes it and tags the output; a refusal from
+    `before` names the file (as a restore without provenance would)."""
+    tone(tmp_path / "in" / "a.wav", channels=2)
+    soundfile.write(tmp_path / "in" / "b.wav", 0.1 * np.ones(RATE), RATE)
+
+    def before(signals, info):
+        if info["name"] == "b.wav":
+            raise inference.InputError("no provenance tag")
+        info["gain"] = 0.5 / max(float(np.abs(s).max()) for s in signals)
+        return [s * info["gain"] for s in signals]
+
+    def after(outputs, info):
+        info["out_tags"]["comment"] = f"gain={info['gain']:.3f}"
+        return [o / info["gain"] for o in outputs]
+
+    load = lambda args: inference.WaveformModel(RATE, lambda b: b, 0, 1, before=before, after=after)  # noqa: E731
+    code, out = run(tmp_path, load, "--in", tmp_path / "in", "--out", tmp_path / "out", capsys=capsys)
+    assert code == 1 and "refused b.wav: no provenance tag" in out.err
+    np.testing.assert_allclose(soundfile.read(tmp_path / "out" / "a.wav")[0],
+                               soundfile.read(tmp_path / "in" / "a.wav")[0], atol=1e-4)
+    decoded = inference.read_audio(str(tmp_path / "out" / "a.wav"))
+    assert decoded.tags["comment"].startswith("gain=")

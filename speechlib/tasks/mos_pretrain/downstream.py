@@ -25,7 +25,7 @@ from speechlib.io.kaldi import read_dict
 from speechlib.metrics.correlation import mos_metrics
 from speechlib.nn.mos_head import MOSHead
 from speechlib.tasks.mos_pretrain.external import NotRunnable, load_external
-from speechlib.tasks.mos_pretrain.systems import (embed_files, fingerprint, load_encoder, system_dir,
+from speechlib.tasks.mos_pretrain.systems import (embed_files, fingerprint, load_encoder, save_head, system_dir,
                                                   system_names)
 from speechlib.tasks.stage import start_stage
 
@@ -98,7 +98,7 @@ def train_head(folder: Path, mos_set: str, embs: dict, targets: dict, utts: dict
     head.eval()
     with torch.no_grad():
         pred = head(torch.from_numpy(embs["test"])).numpy()
-    torch.save(head.state_dict(), run / "head.pt")
+    save_head(run, head.state_dict())
     (run / "train_log.txt").write_text("\n".join(lines) + "\n")
     return {"system": folder.name, "mos_set": mos_set, **mos_metrics(pred, targets["test"]),
             "n_test": int(len(pred)), "best_epoch": best_epoch, "best_valid_mse": best,

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechlib.io.atomic import atomic_path, atomic_write_text
+from speechlib.io.atomic import atomic_write_text
 from speechlib.io.audio import load_audio
 from speechlib.io.errors import InputError
 from speechlib.nn.masked_encoder import MaskedEncoder
-from speechlib.nn.mos_head import mean_pool
+from speechlib.nn.mos_head import MOSHead, mean_pool
 from speechlib.nn.pase import PASEEncoder
+from speechlib.tasks.model_dir import load_model_dir, save_model_dir
 
 TARGET_DIMS = {"lps": 1025, "mfcc": 20, "prosody": 4, "fbank": 40, "lps_long": 1025, "mfcc_long": 20,
                "fbank_long": 40}
@@ -59,21 +60,33 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def save_encoder(folder: Path, encoder: torch.nn.Module, kind: str, kwargs: dict, meta: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "encoder.pt", suffix=".pt") as tmp:
-        torch.save(encoder.state_dict(), tmp)
+def save_encoder(folder: Path, encoder: torch.nn.Module, kind: str, kwargs: dict, meta: dict,
+                 sample_rate: int = 16000, corpus: str = "not recorded") -> None:
+    """The encoder's model directory (kind "encoder"), plus meta.json: the run's own notes
+    (parameter counts, training data) that the result tables read."""
+    save_model_dir(folder, recipe="mos_pretrain", kind="encoder", system=Path(folder).name, sample_rate=sample_rate,
+                   modules={"encoder": encoder}, configs={"encoder": kwargs}, corpus=corpus, extra={"encoder": kind})
     atomic_write_text(folder / "meta.json", json.dumps({"encoder": kind, "kwargs": kwargs, **meta}, indent=1) + "\n")
 
 
 def load_encoder(folder: str | Path) -> tuple[torch.nn.Module, dict]:
-    folder = Path(folder)
-    if not (folder / "meta.json").is_file() or not (folder / "encoder.pt").is_file():
-        raise InputError("not a trained encoder (encoder.pt and meta.json missing): run stages 2-4", str(folder))
-    meta = json.loads((folder / "meta.json").read_text())
-    encoder = build_encoder(meta["encoder"], meta["kwargs"])
-    encoder.load_state_dict(torch.load(folder / "encoder.pt", map_location="cpu", weights_only=True))
-    return encoder.eval(), meta
+    """(encoder in eval mode, meta.json) of an encoder's model directory."""
+    model = load_model_dir(folder, "mos_pretrain", "encoder")
+    encoder = model.build("encoder", lambda **kwargs: build_encoder(model.extra["encoder"], kwargs))
+    return encoder, json.loads((Path(folder) / "meta.json").read_text())
+
+
+def save_head(folder: Path, state: dict[str, torch.Tensor], sample_rate: int = 16000,
+              corpus: str = "not recorded") -> None:
+    """A trained MOS head (a MOSHead state dict) as a model directory of kind "mos-head"."""
+    hidden, in_dim = state["hidden.weight"].shape
+    save_model_dir(folder, recipe="mos_pretrain", kind="mos-head", system=Path(folder).parent.name,
+                   sample_rate=sample_rate, modules={"head": state},
+                   configs={"head": {"in_dim": int(in_dim), "hidden": int(hidden)}}, corpus=corpus)
+
+
+def load_head(folder: str | Path) -> MOSHead:
+    return load_model_dir(folder, "mos_pretrain", "mos-head").build("head", MOSHead)
 
 
 @torch.no_grad()

@@ -1,18 +1,21 @@
-"""Saving and loading a trained generator/remover pair as `exp/<tag>/model/`.
+"""The trained generator and removal module as two model directories (speechlib.tasks.model_dir):
 
-The directory holds ssed.json (the SSED shape and eps) and generator.ckpt / remover.ckpt, so the
-user-facing `protect` and `restore` commands need nothing but `--model exp/<tag>`.
+    exp/<tag>/model/protect/   kind "protect": the generator (what `protect` needs)
+    exp/<tag>/model/restore/   kind "restore": the removal module (what `restore` needs)
+
+Two directories, so that the protection model can be given away without the means to undo it
+(the paper's "only an authorised party removes it"). Each holds ssed.pt and model.json (the SSED
+shape and eps, the sample rate, provenance).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import torch
-
-from speechlib.io.atomic import atomic_path, atomic_write_text
-from speechlib.io.errors import InputError
 from speechlib.nn.ssed import SSED
+from speechlib.tasks.model_dir import ModelDir, find_model_dir, load_model_dir, save_model_dir
+
+RECIPE = "voice_privacy"
+KINDS = {"generator": "protect", "remover": "restore"}
 
 
 def ssed_kwargs(hp: dict) -> dict:
@@ -22,25 +25,22 @@ def ssed_kwargs(hp: dict) -> dict:
             "eps": float(hp["eps"])}
 
 
-def save_models(model_dir: str | Path, kwargs: dict, generator: SSED, remover: SSED) -> None:
+def save_models(model_dir: str | Path, kwargs: dict, generator: SSED, remover: SSED,
+                sample_rate: int = 16000, corpus: str = "not recorded") -> None:
+    """model_dir/protect and model_dir/restore."""
     model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    for name, module in (("generator", generator), ("remover", remover)):
-        with atomic_path(model_dir / f"{name}.ckpt") as tmp:
-            torch.save(module.state_dict(), tmp)
-    atomic_write_text(model_dir / "ssed.json", json.dumps(kwargs, indent=1) + "\n")
+    for which, module in (("generator", generator), ("remover", remover)):
+        save_model_dir(model_dir / KINDS[which], recipe=RECIPE, kind=KINDS[which], system=model_dir.parent.name,
+                       sample_rate=sample_rate, modules={"ssed": module}, configs={"ssed": kwargs}, corpus=corpus)
 
 
-def load_model(exp_or_model_dir: str | Path, which: str) -> SSED:
-    """`which`: generator (protect) or remover (restore). Accepts exp/<tag> or exp/<tag>/model."""
-    base = Path(exp_or_model_dir)
-    model_dir = base / "model" if (base / "model").is_dir() else base
-    spec, ckpt = model_dir / "ssed.json", model_dir / f"{which}.ckpt"
-    for path in (spec, ckpt):
-        if not path.is_file():
-            raise InputError(f"no trained model here ({path.name} missing): run stage 2 of "
-                             "egs/voice_privacy first", str(path))
-    kwargs = json.loads(spec.read_text())
-    model = SSED(**kwargs)
-    model.load_state_dict(torch.load(ckpt, map_location="cpu"))
-    return model.eval()
+def load_ssed(path: str | Path, which: str) -> tuple[SSED, ModelDir]:
+    """`which`: generator (protect) or remover (restore). `path`: the model directory itself, or
+    exp/<tag>/model, or exp/<tag>."""
+    kind = KINDS[which]
+    model = load_model_dir(find_model_dir(path, kind, Path("model") / kind), RECIPE, kind)
+    return model.build("ssed", SSED), model
+
+
+def load_model(path: str | Path, which: str) -> SSED:
+    return load_ssed(path, which)[0]

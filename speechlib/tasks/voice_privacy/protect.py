@@ -1,12 +1,14 @@
-"""Protect: add the speaker-hiding perturbation to recordings
-(the generator trained by stage 2 of egs/voice_privacy).
+"""Protect recordings: add the speaker-hiding perturbation learned by stage 2 of egs/voice_privacy.
 
-    python -m speechlib.tasks.voice_privacy.protect --model exp/<tag> --in X --out Y
+examples:
+  python -m speechlib.tasks.voice_privacy.protect --model exp/mini_voice_privacy --in talk.wav --out talk_p.wav
+  python -m speechlib.tasks.voice_privacy.protect --model exp/x/model/protect --in recordings/ --out protected/
+  python -m speechlib.tasks.voice_privacy.protect --model exp/x --in data/test/wav.scp --out protected/ --format flac
 
-X: a wav/flac file, a directory of them, or a wav.scp; Y: a .wav (single input) or a directory.
+--model is the protection model directory (exp/<tag>/model/protect) or the experiment dir.
 """
 from speechlib.io.errors import exit_on_input_error
-from speechlib.tasks.voice_privacy.cli import main
+from speechlib.tasks.voice_privacy.apply import main
 
 if __name__ == "__main__":
-    exit_on_input_error("voice_privacy.protect", lambda: main("generator", "protect"))
+    exit_on_input_error("voice_privacy.protect", lambda: main("protect", __doc__))
