@@ -5,7 +5,7 @@ RECIPES := toy se_uda mos_pretrain voice_privacy
 RECIPE ?= $(RECIPES)
 PYTEST_ARGS ?=
 
-.PHONY: setup mini demo test bench clean-exp
+.PHONY: setup mini demo results test bench clean-exp
 
 setup:
 	@tools/setup.sh
@@ -14,12 +14,18 @@ mini: setup
 	@if [ -x tools/make_mini_corpus.sh ]; then tools/make_mini_corpus.sh; fi
 
 demo: setup mini
-	@set -e; for recipe in $(RECIPE); do \
+	@set -e; all=$$(date +%s); for recipe in $(RECIPE); do \
 	    [ -d egs/$$recipe ] || { echo "make demo: no recipe egs/$$recipe (have: $(RECIPES))" >&2; exit 1; }; \
-	    echo "=== egs/$$recipe ==="; \
+	    echo "=== $$(date '+%Y-%m-%dT%H:%M:%S') egs/$$recipe ==="; \
 	    start=$$(date +%s); (cd egs/$$recipe && ./run.sh); \
-	    echo "=== egs/$$recipe done in $$(( $$(date +%s) - start )) s: tables in egs/$$recipe/RESULTS.md and egs/$$recipe/exp/*/RESULTS.md ==="; \
-	done
+	    echo "=== $$(date '+%Y-%m-%dT%H:%M:%S') egs/$$recipe done in $$(( $$(date +%s) - start )) s: tables in egs/$$recipe/RESULTS.md and egs/$$recipe/exp/*/RESULTS.md ==="; \
+	done; \
+	$(PYTHON) -m speechlib.results.summary; \
+	echo "=== $$(date '+%Y-%m-%dT%H:%M:%S') make demo done in $$(( $$(date +%s) - all )) s: summary in RESULTS.md ==="
+
+# The top-level RESULTS.md from every recipe's committed egs/<recipe>/results.json.
+results: setup
+	@$(PYTHON) -m speechlib.results.summary
 
 test: setup
 	$(PYTHON) -m pytest tests $(PYTEST_ARGS)

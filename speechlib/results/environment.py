@@ -67,7 +67,11 @@ def distribution_versions(names: tuple[str, ...] = RESULT_PACKAGES) -> str:
 
 def reproduce_command() -> str:
     """The recipe command that reproduces this result, else this process's own command line."""
-    return os.environ.get("RECIPE_COMMAND") or " ".join(sys.argv)
+    if os.environ.get("RECIPE_COMMAND"):
+        return os.environ["RECIPE_COMMAND"]
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = f"python -m {spec.name}" if spec is not None else os.path.basename(sys.argv[0])
+    return " ".join([program, *sys.argv[1:]])
 
 
 def thread_description() -> str:

@@ -24,6 +24,8 @@ class ResultTable:
     `paper` holds the paper's numbers for the rows it reports (same columns, None where the paper
     has no number); each is printed right under our row and marked as the paper's. A cell may
     be a string such as "not run (needs a GPU)" where a number could not be produced.
+    `headline` names the (row, column) cells the top-level RESULTS.md summarises, ours beside
+    the paper's (speechlib.results.summary).
     """
 
     title: str
@@ -32,8 +34,13 @@ class ResultTable:
     paper: dict[str, list[Cell]] = field(default_factory=dict)
     caption: str = ""
     decimals: int = 2
+    headline: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.headline = [tuple(cell) for cell in self.headline]  # lists again after a JSON round trip
+        for row, column in self.headline:
+            if row not in self.rows or column not in self.columns:
+                raise ValueError(f"table '{self.title}': headline cell ({row}, {column}) is not in the table")
         for name, cells in list(self.rows.items()) + list(self.paper.items()):
             if len(cells) != len(self.columns):
                 raise ValueError(f"table '{self.title}': row '{name}' has {len(cells)} cells "
@@ -74,7 +81,7 @@ def render_environment(env: dict[str, str]) -> str:
 
 
 def render(title: str, env: dict[str, str], tables: list[ResultTable], notes: str = "",
-           figures: list[str] | None = None) -> str:
+           figures: list[str] | None = None, examples: list[str] | None = None) -> str:
     corpus = env.get("corpus", "unknown")
     parts = [f"# {title}", "",
              f"Corpus: **{corpus}**" + (" (mini corpus: numbers show the recipe runs, they are not "
@@ -84,23 +91,41 @@ def render(title: str, env: dict[str, str], tables: list[ResultTable], notes: st
         parts += [notes.strip(), ""]
     parts += [table.to_markdown() for table in tables]
     parts += [f"![{Path(figure).stem}]({figure})\n" for figure in figures or []]
+    if examples:
+        parts += ["Listening examples: " + ", ".join(f"[{Path(example).stem}]({example})" for example in examples), ""]
     return "\n".join(parts)
 
 
 def write_results(exp_dir: str | Path, title: str, tables: list[ResultTable], corpus: str,
-                  notes: str = "", figures: list[str] | None = None) -> Path:
-    """Write exp_dir/results.json and exp_dir/RESULTS.md (atomically); return the .md path."""
+                  notes: str = "", figures: list[str] | None = None, examples: list[str] | None = None) -> Path:
+    """Write exp_dir/results.json and exp_dir/RESULTS.md (atomically); return the .md path.
+
+    `figures` (PNG) and `examples` (short FLACs, see speechlib.results.examples) are paths
+    relative to exp_dir; `collect` copies them next to the recipe's committed RESULTS.md.
+    """
     exp_dir = Path(exp_dir)
     env = describe_environment(corpus)
     payload = {"title": title, "environment": env, "notes": notes, "figures": figures or [],
-               "tables": [asdict(table) for table in tables]}
+               "examples": examples or [], "tables": [asdict(table) for table in tables]}
     atomic_write_text(exp_dir / "results.json", json.dumps(payload, indent=1) + "\n")
     markdown = exp_dir / "RESULTS.md"
-    atomic_write_text(markdown, render(title, env, tables, notes, figures))
+    atomic_write_text(markdown, render(title, env, tables, notes, figures, examples))
     return markdown
 
 
-def load_results(path: str | Path) -> tuple[str, dict[str, str], list[ResultTable], str, list[str]]:
+@dataclass
+class Results:
+    """What a scoring stage wrote to results.json."""
+
+    title: str
+    environment: dict[str, str]
+    tables: list[ResultTable]
+    notes: str = ""
+    figures: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+
+
+def load_results(path: str | Path) -> Results:
     payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    tables = [ResultTable(**table) for table in payload["tables"]]
-    return payload["title"], payload["environment"], tables, payload.get("notes", ""), payload.get("figures", [])
+    return Results(payload["title"], payload["environment"], [ResultTable(**table) for table in payload["tables"]],
+                   payload.get("notes", ""), payload.get("figures", []), payload.get("examples", []))

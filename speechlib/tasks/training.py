@@ -15,7 +15,7 @@ every system a recipe trains. Every trained system gets the same layout:
     exp/<tag>/<system>/train_log.txt      one line per epoch (SpeechBrain's FileTrainLogger)
     exp/<tag>/<system>/tensorboard/       TensorBoard event files
     exp/<tag>/<system>/loss_curve.json    per-epoch train/valid statistics
-    exp/<tag>/<system>/loss_curve.png     the same as a figure
+    exp/<tag>/<system>/loss_curve.png     the same as a figure (drawn when training ends)
     exp/<tag>/<system>/throughput.json    training time and utterances per second
     exp/<tag>/<system>/config.fingerprint the config the system was trained with
 
@@ -125,7 +125,6 @@ class TrainingRun:
         curve = [row for row in curve if row["epoch"] < epoch]  # a resumed epoch replaces its row
         curve.append({"epoch": epoch, "train": dict(train), "valid": dict(valid) if valid else None})
         atomic_write_text(self.folder.loss_curve, json.dumps(curve, indent=1) + "\n")
-        loss_curves(curve, self.folder.loss_png, title=f"{self.system}: loss per epoch")
         shown = ", ".join(f"train {k} {v:.4g}" for k, v in train.items() if k != "epoch_seconds")
         if valid:
             shown += ", " + ", ".join(f"valid {k} {v:.4g}" for k, v in valid.items())
@@ -184,6 +183,8 @@ def fit(brain: RecipeBrain, train_set, valid_set=None, *, train_loader_kwargs: M
                   "wall_seconds_this_run": round(time.monotonic() - started, 3)}
     if if_main_process():
         atomic_write_text(run.folder.throughput, json.dumps(throughput, indent=1) + "\n")
+        if rows:  # drawn once at the end: matplotlib costs about a second a figure
+            loss_curves(rows, run.folder.loss_png, title=f"{run.system}: loss per epoch")
     logger.info("%s: trained %d epochs in %.1f s of training (%s utterances/s); %s", run.system,
                 throughput["epochs"], throughput["train_seconds"], throughput["utterances_per_second"],
                 run.folder.path)

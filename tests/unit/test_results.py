@@ -81,3 +81,81 @@ def test_git_revision_ignores_generated_results(tmp_path):
     assert git_revision(tmp_path) == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_revision(tmp_path) == clean + "-dirty"
+
+
+def test_headline_examples_recipe_json_and_summary(tmp_path, monkeypatch):
+    """collect publishes listening examples and writes egs/<recipe>/results.json; the summary
+    takes each table's headline cells, ours beside the paper's, and the reproducing command."""
+    import numpy as np
+    import soundfile
+
+    from speechlib.results.examples import write_example
+    from speechlib.results.summary import build
+
+    recipe = tmp_path / "egs" / "demo"
+    exp = recipe / "exp" / "a"
+    marked = ResultTable(title="Table 2", columns=["EER", "WER"], rows={"ours": [12.5, 3.0], "base": [20.0, 4.0]},
+                         paper={"ours": [10.0, None]}, headline=[("ours", "EER"), ("ours", "WER")])
+    sr = 16000
+    long = 0.5 * np.sin(np.arange(10 * sr) / 10)
+    flac = write_example(exp / "examples" / "utt1.wav", long, sr)
+    assert flac.suffix == ".flac" and soundfile.info(flac).frames == 4 * sr
+    write_results(exp, "demo", [table(), marked], corpus="mini", examples=["examples/utt1.flac"])
+    (recipe / "examples").mkdir()
+    (recipe / "examples" / "stale.flac").write_bytes(b"old")
+    monkeypatch.chdir(recipe)  # as run.sh calls it: `collect .`
+    combined = collect(".").read_text()
+    assert "[a-utt1](examples/a-utt1.flac)" in combined
+    assert sorted(p.name for p in (recipe / "examples").iterdir()) == ["a-utt1.flac"]
+    payload = json.loads((recipe / "results.json").read_text())
+    assert payload["recipe"] == "demo" and payload["experiments"][0]["exp"] == "exp/a"
+    text = build(tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| [demo]")]
+    assert [row.split(" | ")[4:] for row in rows] == [["ours", "EER", "12.50", "10.00 |"],
+                                                      ["ours", "WER", "3.00", "– |"]]
+    assert "| mini |" in rows[0] and "`exp/a`" in rows[0]
+
+
+def test_examples_over_budget_are_refused(tmp_path):
+    from speechlib.io.errors import InputError
+    from speechlib.results.examples import BUDGET_BYTES, publish_examples
+
+    big = tmp_path / "big.flac"
+    big.write_bytes(b"x" * (BUDGET_BYTES + 1))
+    with pytest.raises(InputError, match="over the 1000000-byte budget"):
+        publish_examples(tmp_path / "recipe", {big: tmp_path / "recipe" / "examples" / "big.flac"})
+    assert not (tmp_path / "recipe" / "examples").exists()
+
+
+def test_det_points_match_a_direct_count():
+    """Every threshold: miss = P(target <= t), false alarm = P(non-target > t), counted by hand."""
+    import numpy as np
+
+    from speechlib.results.plots import det_points
+
+    rng = np.random.default_rng(0)
+    target, nontarget = rng.normal(1, 1, 50).round(1), rng.normal(-1, 1, 70).round(1)
+    fa, miss = det_points(target, nontarget)
+    thresholds = np.unique(np.r_[target, nontarget])
+    assert fa[0] == 1.0 and miss[0] == 0.0 and fa[-1] == 0.0 and miss[-1] == 1.0
+    for t, f, m in zip(thresholds, fa[1:], miss[1:]):
+        assert m == pytest.approx(np.mean(target <= t)) and f == pytest.approx(np.mean(nontarget > t))
+
+
+def test_plots_write_pngs(tmp_path):
+    import numpy as np
+
+    from speechlib.results import plots
+
+    rng = np.random.default_rng(1)
+    true = rng.normal(3, 1, 40)
+    pred = true + rng.normal(0, 0.5, 40)
+    paths = [plots.scatter_lcc(true, pred, tmp_path / "s.png"),
+             plots.det_curves({"a": (rng.normal(1, 1, 30), rng.normal(-1, 1, 30))}, tmp_path / "d.png"),
+             plots.metric_vs_snr({"x": {-5: 1.0, 0: 2.0}}, tmp_path / "m.png", "PESQ"),
+             plots.spectrograms({"noisy": rng.normal(0, 0.1, 8000), "clean": rng.normal(0, 0.1, 8000)}, 16000,
+                                tmp_path / "sp.png"),
+             plots.loss_curves([{"epoch": 1, "train": {"loss": 1.0}, "valid": {"loss": 1.2}},
+                                {"epoch": 2, "train": {"loss": 0.5}, "valid": None}], tmp_path / "l.png")]
+    for path in paths:
+        assert path.read_bytes()[:4] == b"\x89PNG"
