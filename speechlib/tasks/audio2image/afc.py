@@ -1,0 +1,259 @@
+"""Stage 6 of egs/audio2image: the 2AFC test (Table 1), automatic and human; RESULTS.md.
+
+    python -m speechlib.tasks.audio2image.afc conf/mini_audio2image.yaml --output_folder exp/x
+
+Automatic 2AFC: for each held-out sound (class c), the picture generated from it (A) against the
+picture generated from a sound of another class (B, drawn at random; `afc_repeats` different
+pairings, the paper repeated its test 3 times). A judge gives p(c | picture); margin =
+p(c | A) - p(c | B): "positive" above tau, "negative" below -tau, "neither" in between.
+Judges: (1) a small CNN classifier trained here on the *real* training pictures, never used for
+guidance; (2) the image-text model's zero-shot text prompts (the class name through the text
+tower, softmax over classes of cos / T); the image tower in (2) is the one that guided the
+generation, so (2) is not independent of it: (1) is the primary judge.
+tau: the `afc_neither_quantile` quantile of the judge's |p(c | view 1) - p(c | view 2)| over two
+augmented views of each *validation* picture: a margin no larger than what two views of one
+picture differ by counts as "neither". Sounds whose class the judge does not know (a class
+absent from the training pictures) are left out and counted.
+Also writes the human test page (2afc/index.html) and renders every table into RESULTS.md.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from speechlib.io.atomic import atomic_write_text
+from speechlib.io.errors import exit_on_input_error
+from speechlib.results.tables import ResultTable, write_results
+from speechlib.tasks.audio2image.common import (SYSTEMS, Tokenizer, augment, fmt_ci, load_weights, model_dir,
+                                                picture_tensor, read_pairs)
+from speechlib.tasks.audio2image.human import CHOICES, table1, write_page
+from speechlib.tasks.stage import start_stage
+
+PAPER_TABLE1 = {"positive": "72 - 78", "negative": "10 - 16", "neither": "9 - 15"}
+
+
+class Judge(torch.nn.Module):
+    """Backbone -> global average -> linear over classes."""
+
+    def __init__(self, backbone: torch.nn.Module, classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = torch.nn.Linear(backbone.num_features, classes)
+
+    def forward(self, pictures: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.forward_features(pictures).mean(dim=(2, 3)))
+
+
+def train_judge(hp: dict, pictures: torch.Tensor, labels: torch.Tensor, classes: int, seed: int) -> Judge:
+    """Cross-entropy with BriVL's augmentation and random flips; class-balanced weights."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    judge = Judge(hp["judge_backbone"], classes)
+    optimiser = torch.optim.AdamW(judge.parameters(), lr=hp["lr_judge"], weight_decay=0.01)
+    counts = torch.bincount(labels, minlength=classes).float().clamp(min=1)
+    weights = counts.sum() / (classes * counts)
+    batch = int(hp["batch_size"])
+    for _ in range(int(hp["epochs_judge"])):
+        judge.train()
+        order = torch.randperm(len(labels), generator=generator)
+        for first in range(0, len(order), batch):
+            index = order[first:first + batch]
+            views = torch.stack([augmented_view(pictures[i], generator, hp) for i in index])
+            loss = F.cross_entropy(judge(views), labels[index], weight=weights)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    return judge.eval()
+
+
+def augmented_view(picture: torch.Tensor, generator: torch.Generator, hp: dict) -> torch.Tensor:
+    view = augment(picture, generator, hp["grayscale_p"], hp["colour_jitter"])
+    return view.flip(-1) if float(torch.rand(1, generator=generator)) < 0.5 else view
+
+
+@torch.no_grad()
+def view_threshold(prob_fn, pictures: torch.Tensor, labels: torch.Tensor, hp: dict, seed: int,
+                   views: int = 8) -> float:
+    """The quantile of |p(c | view 1) - p(c | view 2)| over pairs of views of each picture."""
+    generator = torch.Generator().manual_seed(seed)
+    gaps = []
+    for _ in range(views):
+        one = torch.stack([augmented_view(p, generator, hp) for p in pictures])
+        two = torch.stack([augmented_view(p, generator, hp) for p in pictures])
+        rows = torch.arange(len(labels))
+        gaps.append((prob_fn(one)[rows, labels] - prob_fn(two)[rows, labels]).abs())
+    return float(torch.quantile(torch.cat(gaps), float(hp["afc_neither_quantile"])))
+
+
+def zero_shot_judge(hp: dict, directory: Path, classes: list[str]):
+    """p(class | picture): softmax over classes of cos(tower(picture), text tower(class name)) / T."""
+    tower = load_weights(hp["image_tower"], directory / "image_tower.pt").eval()
+    text_tower = load_weights(hp["text_tower"], directory / "text_tower.pt").eval()
+    tokenizer = Tokenizer(directory / "tokenizer.model", hp["max_text_len"])
+    with torch.no_grad():
+        ids = torch.nn.utils.rnn.pad_sequence([tokenizer(c.replace("/", " ")) for c in classes], batch_first=True)
+        class_text = F.normalize(text_tower(ids), dim=-1)
+    return lambda x: torch.softmax(F.normalize(tower(x), dim=-1) @ class_text.T / hp["temperature"], dim=-1)
+
+
+def pairings(labels: list[str], repeats: int, seed: int) -> list[list[int]]:
+    """For each repeat, each sound's partner: a random sound of another class."""
+    rng = np.random.default_rng(seed)
+    result = []
+    for _ in range(repeats):
+        partner = []
+        for label in labels:
+            others = [j for j, other in enumerate(labels) if other != label]
+            partner.append(int(rng.choice(others)))
+        result.append(partner)
+    return result
+
+
+def decide(margin: np.ndarray, tau: float) -> np.ndarray:
+    return np.where(margin > tau, "positive", np.where(margin < -tau, "negative", "neither"))
+
+
+def load_generated(exp_dir: Path, system: str, utts: list[str], size: int) -> torch.Tensor:
+    return torch.stack([picture_tensor(str(exp_dir / "generated" / system / f"{u}.png"), size) for u in utts])
+
+
+def main() -> None:
+    stage = start_stage("afc")
+    hp = stage.hparams
+    exp = stage.exp_dir
+    out_path = exp / "2afc" / "automatic.json"
+    if stage.is_done((out_path, exp / "RESULTS.md")):
+        print(f"afc: {out_path} is up to date")
+        return
+    data, size, seed = hp["data_folder"], hp["image_size"], int(hp["seed"])
+    train, valid, test = (read_pairs(f"{data}/{s}") for s in ("train", "valid", "test"))
+
+    def unique_pictures(pairs):
+        found = {row["image"]: row["label"] for row in pairs.values()}
+        return sorted(found), [found[p] for p in sorted(found)]
+
+    train_paths, train_labels = unique_pictures(train)
+    classes = sorted(set(train_labels))
+    valid_paths, valid_labels = unique_pictures(valid)
+    valid_keep = [i for i, label in enumerate(valid_labels) if label in classes]
+    utts = [u for u in sorted(test) if test[u]["label"] in classes]
+    left_out = len(test) - len(utts)
+    labels = [test[u]["label"] for u in utts]
+    to_index = lambda names: torch.tensor([classes.index(n) for n in names])  # noqa: E731
+    judge = train_judge(hp, torch.stack([picture_tensor(p, size) for p in train_paths]), to_index(train_labels),
+                        len(classes), seed)
+    judges = {"classifier on real pictures": lambda x: torch.softmax(judge(x), dim=-1)}
+    if (model_dir(exp) / "text_tower.pt").is_file():   # absent when BriVL's image tower was loaded
+        judges["image-text zero-shot prompts"] = zero_shot_judge(hp, model_dir(exp), classes)
+    valid_pictures = torch.stack([picture_tensor(valid_paths[i], size) for i in valid_keep])
+    valid_index = to_index([valid_labels[i] for i in valid_keep])
+    real_test = torch.stack([picture_tensor(test[u]["image"], size) for u in utts])
+    label_index = to_index(labels)
+    pairs = pairings(labels, int(hp["afc_repeats"]), seed)
+    automatic: dict = {"sounds": len(utts), "left_out_unknown_class": left_out, "classes": classes, "judges": {}}
+    with torch.no_grad():
+        for name, prob_fn in judges.items():
+            tau = view_threshold(prob_fn, valid_pictures, valid_index, hp, seed)
+            rows = torch.arange(len(utts))
+            real_accuracy = float((prob_fn(real_test).argmax(1) == label_index).float().mean())
+            entry = {"tau": tau, "real_test_accuracy": real_accuracy, "systems": {}}
+            for system in SYSTEMS:
+                # p(c | picture generated from this sound of class c)
+                own_class = prob_fn(load_generated(exp, system, utts, size))[rows, label_index].numpy()
+                groups = []
+                for repeat, partner in enumerate(pairs):
+                    # the partner picture judged for *this* sound's class c
+                    other = prob_fn(load_generated(exp, system, [utts[j] for j in partner], size))[
+                        rows, label_index].numpy()
+                    outcome = decide(own_class - other, tau)
+                    groups.append([{"system": system, "sound": u, "outcome": o} for u, o in zip(utts, outcome)])
+                entry["systems"][system] = table1(groups, int(hp["bootstrap"]), seed)[system]
+            automatic["judges"][name] = entry
+            print(f"afc: judge '{name}': tau {tau:.3f}, accuracy on real test pictures {100 * real_accuracy:.1f}%; "
+                  + "; ".join(f"{s} positive {entry['systems'][s]['positive']['share']:.1f}%" for s in SYSTEMS))
+    atomic_write_text(out_path, json.dumps(automatic, indent=1) + "\n")
+    human_page(exp, test, utts, pairs[0], seed)
+    write_report(stage, automatic)
+    stage.mark_done()
+
+
+def human_page(exp: Path, test: dict, utts: list[str], partner: list[int], seed: int) -> None:
+    """The page's trials: every held-out sound, each system, the first pairing, order random."""
+    rng = np.random.default_rng(seed)
+    trials = []
+    for system in SYSTEMS:
+        for i, utt in enumerate(utts):
+            trials.append({"system": system, "name": utt, "sound": test[utt]["wav"],
+                           "target_picture": str(exp / "generated" / system / f"{utt}.png"),
+                           "other_picture": str(exp / "generated" / system / f"{utts[partner[i]]}.png"),
+                           "target": "first" if rng.random() < 0.5 else "second"})
+    order = rng.permutation(len(trials))
+    trials = [dict(trials[k], trial=n + 1) for n, k in enumerate(order)]
+    page = write_page(exp / "2afc", trials)
+    print(f"afc: human 2AFC page {page} ({len(trials)} trials)")
+
+
+def write_report(stage, automatic: dict) -> None:
+    """Every table of the recipe (stage 4's metrics, stage 5's timing, this stage's Table 1)."""
+    hp, exp = stage.hparams, stage.exp_dir
+    metrics = json.loads((exp / "eval" / "metrics.json").read_text())
+    timing = json.loads((exp / "generated" / "timing.json").read_text())
+    names = {"wavbrivl": "WavBriVL", "wav2clip": "Wav2CLIP"}
+    tables = []
+    for name, entry in automatic["judges"].items():
+        rows = {names[s]: [fmt_ci(e[c]["share"], e[c]["low"], e[c]["high"], scale=1.0) +
+                           f" (repeats {e[c]['min']:.0f}-{e[c]['max']:.0f})" for c in CHOICES]
+                for s, e in entry["systems"].items()}
+        tables.append(ResultTable(
+            title=f"Table 1 (automatic 2AFC, judge: {name}): share of trials (%)",
+            columns=["Positive", "Negative", "Neither"], rows=rows,
+            paper={"WavBriVL": [PAPER_TABLE1[c] for c in CHOICES]},
+            caption=(f"{automatic['sounds']} held-out sounds x {hp['afc_repeats']} pairings; 95 % bootstrap CI over "
+                     f"sounds in brackets, range over the pairings after it. tau = {entry['tau']:.3f} "
+                     f"({hp['afc_neither_quantile']} quantile of the judge's gap between two augmented views of a "
+                     f"validation picture). Judge accuracy on the real test pictures: "
+                     f"{100 * entry['real_test_accuracy']:.1f}% (chance {100 / len(automatic['classes']):.1f}%). "
+                     f"{automatic['left_out_unknown_class']} test sounds left out (class absent from training). "
+                     "The paper's row is human raters; ours is an automatic judge.")))
+    systems = metrics["systems"]
+    columns = ["R@1 (%)", "R@5 (%)", "R@10 (%)", "median rank", "zero-shot accuracy (%)"]
+    rows = {}
+    for s in SYSTEMS:
+        over = systems[s]["over_seeds"]
+        cells = [fmt_ci(*over[j]) for j in range(3)] + [fmt_ci(*over[3], scale=1.0)]
+        rows[f"{names[s]} (mean over seeds {metrics['seeds']})"] = cells + [fmt_ci(*systems[s]["accuracy_over_seeds"])]
+        for run in systems[s]["runs"]:
+            m, lo, hi = run["metrics"], run["low"], run["high"]
+            cells = [fmt_ci(m[j], lo[j], hi[j]) for j in range(3)] + [fmt_ci(m[3], lo[3], hi[3], scale=1.0)]
+            rows[f"{names[s]} seed {run['seed']}"] = cells + [fmt_ci(*run["accuracy"])]
+    diff = metrics["difference"]
+    rows["WavBriVL - Wav2CLIP (paired over seeds, t)"] = [fmt_ci(*diff["over_seeds"][j]) for j in range(3)] + \
+        [fmt_ci(*diff["over_seeds"][3], scale=1.0), fmt_ci(*diff["accuracy_over_seeds"])]
+    rows["WavBriVL - Wav2CLIP (seed-averaged, bootstrap over stamps)"] = \
+        [fmt_ci(*diff["bootstrap_stamps"][j]) for j in range(3)] + ["–", "–"]
+    chance = metrics["chance"]
+    rows["chance"] = [f"{100 * c:.1f}" for c in chance[:3]] + [f"{chance[3]:.1f}",
+                                                                f"{100 * metrics['chance_accuracy']:.1f}"]
+    tables.insert(0, ResultTable(
+        title="Audio -> picture retrieval and zero-shot classification on the held-out pairs (beyond the paper)",
+        columns=columns, rows=rows,
+        caption=(f"{metrics['queries']} test sounds, gallery of {metrics['gallery']} test pictures, "
+                 f"{metrics['classified']} sounds classified over {metrics['classes']} class prototypes. "
+                 "Per seed: 95 % CI by bootstrap over test stamps; over seeds: Student-t. The paper reports "
+                 "no retrieval or classification number.")))
+    tables.append(ResultTable(
+        title="Generation speed", columns=["seconds per picture", "steps", "cutouts", "device"],
+        rows={names[s]: [timing[s], timing["steps"], timing["cutouts"], timing["device"]] for s in SYSTEMS},
+        caption="Measured in stage 5 on a shared, loaded machine; batched over sounds and cutouts."))
+    write_results(exp, "egs/audio2image (WavBriVL)", tables, corpus=str(hp["corpus"]),
+                  notes="Stand-ins trained here (mini): the BriVL-like image-text model, a random-init WavLM, "
+                        "a small VQGAN. See README.md for what the numbers show.",
+                  figures=["figure4_generated.png"])
+
+
+if __name__ == "__main__":
+    exit_on_input_error("audio2image.afc", main)

@@ -1,0 +1,305 @@
+"""What the audio2image stages share: pictures as tensors, BriVL's augmentation, the tokenizer,
+the datasets, one Brain for every contrastive training, embeddings, and the model directory.
+
+Pictures are tensors in [-1, 1] (the VQGAN decoder's range), so the image tower sees generated
+and real pictures the same way. The model directory `exp/<tag>/model/` holds what the user
+commands need: `hyperparams.yaml` (the resolved config), `image_tower.pt`, `tokenizer.model`,
+`audio_<system>.pt` and `vqgan.pt`.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import speechbrain as sb
+import torch
+import torch.nn.functional as F
+
+from speechlib.data.image_pairs import load_rgb
+from speechlib.io.atomic import atomic_path
+from speechlib.io.errors import InputError
+from speechlib.io.kaldi import read_dict
+from speechlib.tasks.brain import RecipeBrain
+
+log = logging.getLogger(__name__)
+SYSTEMS = ("wavbrivl", "wav2clip")
+_SAID_MODES: set[str] = set()
+
+
+def picture_tensor(path: str, size: int) -> torch.Tensor:
+    """(3, size, size) float in [-1, 1]; non-RGB pictures converted (said once)."""
+    array = load_rgb(path, size, _SAID_MODES)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def augment(picture: torch.Tensor, generator: torch.Generator, grayscale_p: float, jitter: float) -> torch.Tensor:
+    """BriVL's augmentation: random grayscale, then colour jitter (brightness, contrast, saturation
+    each scaled by a factor in [1 - jitter, 1 + jitter])."""
+    x = (picture + 1) / 2
+    factors = 1 + jitter * (2 * torch.rand(3, generator=generator) - 1)
+    x = x * factors[0]
+    x = (x - x.mean()) * factors[1] + x.mean()
+    gray = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+    x = gray + (x - gray) * factors[2]
+    if float(torch.rand(1, generator=generator)) < grayscale_p:
+        x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0).expand(3, -1, -1)
+    return x.clamp(0, 1) * 2 - 1
+
+
+# --- tokenizer --------------------------------------------------------------------------------
+
+def train_tokenizer(texts: list[str], prefix: Path, vocab_size: int) -> Path:
+    """A sentencepiece unigram model over the (multilingual) descriptions; returns the .model."""
+    import sentencepiece as spm
+
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    corpus = prefix.with_suffix(".txt")
+    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size,
+                                   model_type="unigram", character_coverage=1.0, pad_id=0, unk_id=1,
+                                   bos_id=-1, eos_id=-1, hard_vocab_limit=False, minloglevel=2,
+                                   num_threads=1)
+    return prefix.with_suffix(".model")
+
+
+class Tokenizer:
+    def __init__(self, model: str | Path, max_len: int):
+        import sentencepiece as spm
+
+        if not Path(model).is_file():
+            raise InputError("tokenizer model missing (run stage 1)", str(model))
+        self.sp = spm.SentencePieceProcessor(model_file=str(model))
+        self.max_len = max_len
+
+    def __call__(self, text: str) -> torch.Tensor:
+        ids = self.sp.encode(text)[: self.max_len] or [1]
+        return torch.tensor(ids, dtype=torch.long)
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+def read_pairs(data_dir: str | Path) -> dict[str, dict[str, str]]:
+    """utt -> {wav, image, label, text, kind, stamp} from a pairs data dir."""
+    data_dir = Path(data_dir)
+    if not (data_dir / "wav.scp").is_file():
+        raise InputError("no such data dir (run stage 0)", str(data_dir))
+    tables = {name: read_dict(data_dir / f) for name, f in
+              (("wav", "wav.scp"), ("image", "utt2image"), ("label", "utt2label"), ("text", "text"),
+               ("kind", "utt2kind"), ("stamp", "utt2spk"))}
+    return {utt: {name: table.get(utt, "") for name, table in tables.items()} for utt in sorted(tables["wav"])}
+
+
+def crop_or_pad(signal: torch.Tensor, samples: int, generator: torch.Generator | None) -> torch.Tensor:
+    """A random window of `samples` (train) or the first `samples` (eval); short clips stay short."""
+    if signal.shape[0] <= samples:
+        return signal
+    start = int(torch.randint(signal.shape[0] - samples + 1, (1,), generator=generator)) if generator else 0
+    return signal[start:start + samples]
+
+
+def pairs_dataset(data_dir: str | Path, hp: dict, train: bool, tokenizer: Tokenizer | None = None,
+                  audio: bool = True, unique_pictures: bool = False):
+    """DynamicItemDataset with `id`, `image` (augmented when training), and `sig` (audio) and/or
+    `ids` (tokens of the text). `unique_pictures`: one item per picture (image-text pre-training
+    uses every text of the picture at random instead)."""
+    from speechlib.io.audio import load_audio
+
+    pairs = read_pairs(data_dir)
+    if unique_pictures:
+        texts: dict[str, list[str]] = {}
+        for row in pairs.values():
+            texts.setdefault(row["image"], []).append(row["text"])
+        pairs = {row["stamp"]: dict(row, texts="\t".join(sorted(set(texts[row["image"]]))))
+                 for row in pairs.values()}
+    generator = torch.Generator().manual_seed(int(hp["seed"])) if train else None
+    size, samples = int(hp["image_size"]), int(hp["max_seconds"] * hp["sample_rate"])
+    data = {utt: {("image_path" if key == "image" else key): value for key, value in row.items()}
+            for utt, row in pairs.items()}
+    dataset = sb.dataio.dataset.DynamicItemDataset(data)
+    keys = ["id", "image"]
+
+    @sb.utils.data_pipeline.takes("image_path")
+    @sb.utils.data_pipeline.provides("image")
+    def read_picture(path: str) -> torch.Tensor:
+        picture = picture_tensor(path, size)
+        if generator is not None:
+            picture = augment(picture, generator, hp["grayscale_p"], hp["colour_jitter"])
+        return picture
+
+    dataset.add_dynamic_item(read_picture)
+    if audio:
+        @sb.utils.data_pipeline.takes("id", "wav")
+        @sb.utils.data_pipeline.provides("sig")
+        def read_signal(utt: str, wav: str) -> torch.Tensor:
+            signal, _ = load_audio(wav, hp["sample_rate"], utt=utt)
+            signal = signal if signal.ndim == 1 else signal.mean(axis=1)
+            return crop_or_pad(torch.from_numpy(np.ascontiguousarray(signal)), samples, generator)
+
+        dataset.add_dynamic_item(read_signal)
+        keys.append("sig")
+    if tokenizer is not None:
+        @sb.utils.data_pipeline.takes("texts" if unique_pictures else "text")
+        @sb.utils.data_pipeline.provides("ids")
+        def read_text(text: str) -> torch.Tensor:
+            options = text.split("\t")
+            pick = int(torch.randint(len(options), (1,), generator=generator)) if generator else 0
+            return tokenizer(options[pick])
+
+        dataset.add_dynamic_item(read_text)
+        keys.append("ids")
+    dataset.set_output_keys(keys)
+    return dataset
+
+
+# --- training ---------------------------------------------------------------------------------
+
+class ContrastiveBrain(RecipeBrain):
+    """One Brain for every training here: the model module computes its own loss.
+
+    `modules.model` is BriVL (images, token ids), AudioImageMoCo or AudioImageCLIP (audio,
+    lengths, images); the momentum updates and queue updates happen inside their forward.
+    The best checkpoint is the one with the lowest validation loss.
+    """
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        images = batch.image.data
+        if hasattr(batch, "ids"):
+            return self.modules.model(images, batch.ids.data)
+        wavs, relative = batch.sig
+        lengths = (relative * wavs.shape[1]).round().long()
+        return self.modules.model(wavs, lengths, images)
+
+    def compute_objectives(self, loss, batch, stage):
+        return loss
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = stage_loss
+        elif stage == sb.Stage.VALID:
+            self.hparams.train_logger.log_stats({"epoch": epoch}, train_stats={"loss": self.train_loss},
+                                                valid_stats={"loss": stage_loss})
+            self.checkpointer.save_and_keep_only(meta={"loss": stage_loss}, min_keys=["loss"], num_to_keep=1)
+
+
+def fit(stage, model: torch.nn.Module, train, valid, save_folder: Path, epochs: int, lr: float,
+        batch_size: int) -> torch.nn.Module:
+    """Train `model` (resuming from save_folder after a kill), then load its best checkpoint.
+
+    Callers name save_folder after the config fingerprint: a changed config starts afresh
+    instead of resuming from checkpoints of another architecture."""
+    from speechbrain.utils.checkpoints import Checkpointer
+    from speechbrain.utils.epoch_loop import EpochCounter
+    from speechbrain.utils.train_logger import FileTrainLogger
+
+    from speechlib.tasks.stage import announce_resume
+
+    counter = EpochCounter(epochs)
+    checkpointer = Checkpointer(save_folder, recoverables={"model": model, "counter": counter})
+    hparams = {"train_logger": FileTrainLogger(str(save_folder / "train_log.txt"))}
+    brain = ContrastiveBrain(modules={"model": model}, opt_class=lambda params: torch.optim.AdamW(
+        [p for p in params if p.requires_grad], lr=lr, weight_decay=0.01),
+        hparams=hparams, run_opts=stage.run_opts, checkpointer=checkpointer)
+    announce_resume(checkpointer)
+    # drop_last keeps every batch >= 2 pairs (in-batch losses) and the queue's FIFO order simple
+    brain.fit(counter, train, valid,
+              train_loader_kwargs={"batch_size": batch_size, "shuffle": True, "drop_last": True},
+              valid_loader_kwargs={"batch_size": batch_size})
+    checkpointer.recover_if_possible(min_key="loss")
+    return model.eval()
+
+
+def save_weights(module: torch.nn.Module, path: Path) -> None:
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(module.state_dict(), tmp)
+
+
+def load_weights(module: torch.nn.Module, path: Path) -> torch.nn.Module:
+    from speechlib.nn.pretrained import load_strict, read_checkpoint
+
+    load_strict(module, read_checkpoint(path), str(path), type(module).__name__)
+    return module
+
+
+def model_dir(exp_dir: str | Path) -> Path:
+    return Path(exp_dir) / "model"
+
+
+def install_config(stage) -> None:
+    """Copy the stage's resolved config into the model directory (what the user commands build
+    from); every stage that writes model weights does, so it describes the newest weights."""
+    target = model_dir(stage.exp_dir) / "hyperparams.yaml"
+    with atomic_path(target, suffix=".yaml") as tmp:
+        shutil.copyfile(stage.exp_dir / "conf" / f"{stage.name}.yaml", tmp)
+
+
+# --- embeddings -------------------------------------------------------------------------------
+
+@torch.no_grad()
+def embed_pictures(tower: torch.nn.Module, paths: list[str], size: int, batch_size: int = 64) -> torch.Tensor:
+    tower.eval()
+    out = []
+    for start in range(0, len(paths), batch_size):
+        pictures = torch.stack([picture_tensor(p, size) for p in paths[start:start + batch_size]])
+        out.append(F.normalize(tower(pictures), dim=-1))
+    return torch.cat(out) if out else torch.empty(0)
+
+
+@torch.no_grad()
+def embed_sounds(model: torch.nn.Module, signals: list[torch.Tensor], batch_size: int = 16) -> torch.Tensor:
+    """L2-normalised audio embeddings of a list of 1-D signals (zero-padded per batch)."""
+    model.eval()
+    out = []
+    for start in range(0, len(signals), batch_size):
+        chunk = signals[start:start + batch_size]
+        lengths = torch.tensor([s.shape[0] for s in chunk])
+        wavs = torch.zeros(len(chunk), int(lengths.max()))
+        for row, signal in enumerate(chunk):
+            wavs[row, : signal.shape[0]] = signal
+        out.append(model.embed_audio(wavs, lengths))
+    return torch.cat(out)
+
+
+def read_signals(wavs: list[str], hp: dict, names: list[str] | None = None) -> list[torch.Tensor]:
+    """First max_seconds of each file at the recipe's rate, mono."""
+    from speechlib.io.audio import load_audio
+
+    samples = int(hp["max_seconds"] * hp["sample_rate"])
+    result = []
+    for index, wav in enumerate(wavs):
+        signal, _ = load_audio(wav, hp["sample_rate"], utt=names[index] if names else None,
+                               on_rate_mismatch="resample")
+        signal = signal if signal.ndim == 1 else signal.mean(axis=1)
+        result.append(torch.from_numpy(np.ascontiguousarray(signal[:samples])))
+    return result
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+def bootstrap_ci(values: np.ndarray, statistic=np.mean, n_boot: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float, float]:
+    """(estimate, low, high): percentile bootstrap over the rows of `values`."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(values), size=(n_boot, len(values)))
+    stats = np.array([statistic(values[d]) for d in draws])
+    alpha = (1 - level) / 2
+    return float(statistic(values)), float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+
+
+def t_ci(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval over independent runs (seeds)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def fmt_ci(estimate: float, low: float, high: float, scale: float = 100.0, decimals: int = 1) -> str:
+    return f"{estimate * scale:.{decimals}f} [{low * scale:.{decimals}f}, {high * scale:.{decimals}f}]"

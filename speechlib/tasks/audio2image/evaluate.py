@@ -1,0 +1,157 @@
+"""Stage 4 of egs/audio2image: audio -> picture retrieval and zero-shot classification (held out).
+
+    python -m speechlib.tasks.audio2image.evaluate conf/mini_audio2image.yaml --output_folder exp/x \
+        --seeds "1 2 3"
+
+The paper has no number for these (it shows pictures and a human 2AFC test); they are the
+quantitative check that the audio lands near its picture in the frozen tower's space.
+Retrieval: every test sound queries the gallery of test pictures (one per stamp/video); rank of
+its own picture -> R@1/5/10 and median rank. Chance: R@k = k / gallery, median (gallery + 1) / 2.
+Classification: nearest class prototype (mean tower embedding of the train+valid pictures of a
+class), over the test sounds whose class has a prototype.
+CIs: per seed, a bootstrap over test stamps (all sounds of a stamp resampled together: they
+share a picture); across seeds, Student-t over the seeds; WavBriVL - Wav2CLIP both ways.
+Writes eval/metrics.json (read by stage 6, which renders every table into RESULTS.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from speechlib.io.atomic import atomic_write_text
+from speechlib.io.errors import exit_on_input_error
+from speechlib.tasks.audio2image.common import (SYSTEMS, bootstrap_ci, embed_pictures, embed_sounds, load_weights,
+                                                model_dir, read_pairs, read_signals, t_ci)
+from speechlib.tasks.audio2image.train import audio_weights_path
+from speechlib.tasks.stage import start_stage
+
+KS = (1, 5, 10)
+
+
+def ranks_of(audio: torch.Tensor, gallery: torch.Tensor, target: np.ndarray) -> np.ndarray:
+    """1-based rank of each query's own picture among the gallery (by cosine similarity)."""
+    sims = (audio @ gallery.T).numpy()
+    own = sims[np.arange(len(target)), target]
+    return 1 + (sims > own[:, None]).sum(axis=1)
+
+
+def per_query_metrics(ranks: np.ndarray) -> np.ndarray:
+    """(queries, len(KS) + 1): hit@k indicators and the rank, for bootstrapping."""
+    return np.column_stack([(ranks <= k).astype(float) for k in KS] + [ranks.astype(float)])
+
+
+def summarise(rows: np.ndarray) -> np.ndarray:
+    return np.concatenate([rows[:, :-1].mean(axis=0), [np.median(rows[:, -1])]])
+
+
+def cluster_bootstrap(rows: np.ndarray, clusters: np.ndarray, n_boot: int, seed: int,
+                      statistic=summarise) -> np.ndarray:
+    """(n_boot, metrics): `statistic` of test sets resampled by cluster (stamp)."""
+    rng = np.random.default_rng(seed)
+    names = np.unique(clusters)
+    members = [np.flatnonzero(clusters == name) for name in names]
+    out = np.empty((n_boot, rows.shape[1]))
+    for b in range(n_boot):
+        picked = np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))])
+        out[b] = statistic(rows[picked])
+    return out
+
+
+def load_audio_model(hp: dict, system: str, path):
+    encoder = hp["wavbrivl"] if system == "wavbrivl" else hp["wav2clip"]
+    load_weights(encoder, path)
+
+    class Embedder(torch.nn.Module):  # the same embed_audio interface as the training modules
+        def __init__(self):
+            super().__init__()
+            self.audio = encoder
+
+        def embed_audio(self, wavs, lengths):
+            return torch.nn.functional.normalize(self.audio(wavs, lengths), dim=-1)
+
+    return Embedder().eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--seeds", default="1 2 3")
+    args, rest = parser.parse_known_args()
+    seeds = [int(s) for s in args.seeds.split()]
+    stage = start_stage("evaluate", rest)
+    hp = stage.hparams
+    out_path = stage.exp_dir / "eval" / "metrics.json"
+    if stage.is_done((out_path,)):
+        print(f"evaluate: {out_path} is up to date")
+        return
+    data = hp["data_folder"]
+    tower = load_weights(hp["image_tower"], model_dir(stage.exp_dir) / "image_tower.pt").eval()
+    test = read_pairs(f"{data}/test")
+    utts = sorted(test)
+    stamps = sorted({test[u]["stamp"] for u in utts})
+    picture_of = {test[u]["stamp"]: test[u]["image"] for u in utts}
+    gallery = embed_pictures(tower, [picture_of[s] for s in stamps], hp["image_size"])
+    target = np.array([stamps.index(test[u]["stamp"]) for u in utts])
+    clusters = np.array([test[u]["stamp"] for u in utts])
+    seen = {**read_pairs(f"{data}/train"), **read_pairs(f"{data}/valid")}
+    by_class: dict[str, set[str]] = defaultdict(set)
+    for row in seen.values():
+        by_class[row["label"]].add(row["image"])
+    classes = sorted(by_class)
+    prototypes = torch.nn.functional.normalize(torch.stack(
+        [embed_pictures(tower, sorted(by_class[c]), hp["image_size"]).mean(0) for c in classes]), dim=-1)
+    has_class = np.array([test[u]["label"] in by_class for u in utts])
+    labels = np.array([classes.index(test[u]["label"]) if has_class[i] else -1 for i, u in enumerate(utts)])
+    signals = read_signals([test[u]["wav"] for u in utts], hp, utts)
+    n_boot = int(hp["bootstrap"])
+    result: dict = {"gallery": len(stamps), "queries": len(utts), "classes": len(classes),
+                    "classified": int(has_class.sum()), "seeds": seeds, "systems": {}}
+    rows_by: dict[str, list[np.ndarray]] = {}
+    for system in SYSTEMS:
+        runs = []
+        for seed in seeds:
+            model = load_audio_model(hp, system, audio_weights_path(stage.exp_dir, system, seed))
+            audio = embed_sounds(model, signals)
+            ranks = ranks_of(audio, gallery, target)
+            rows = per_query_metrics(ranks)
+            predicted = (audio[has_class] @ prototypes.T).argmax(1).numpy()
+            correct = (predicted == labels[has_class]).astype(float)
+            boot = cluster_bootstrap(rows, clusters, n_boot, seed)
+            runs.append({"seed": seed, "metrics": summarise(rows).tolist(),
+                         "low": np.quantile(boot, 0.025, axis=0).tolist(),
+                         "high": np.quantile(boot, 0.975, axis=0).tolist(),
+                         "accuracy": bootstrap_ci(correct, n_boot=n_boot, seed=seed)})
+            rows_by.setdefault(system, []).append(rows[:, :len(KS)])
+            print(f"evaluate: {system} seed {seed}: R@1/5/10 " +
+                  " ".join(f"{100 * v:.1f}" for v in runs[-1]["metrics"][:3]) +
+                  f", median rank {runs[-1]['metrics'][3]:.1f}, accuracy {100 * runs[-1]['accuracy'][0]:.1f}%")
+        metrics = np.array([r["metrics"] for r in runs])
+        accuracy = [r["accuracy"][0] for r in runs]
+        result["systems"][system] = {"runs": runs,
+                                     "over_seeds": [t_ci(metrics[:, j].tolist()) for j in range(metrics.shape[1])],
+                                     "accuracy_over_seeds": t_ci(accuracy)}
+    # WavBriVL - Wav2CLIP: paired over seeds (t) and, seed-averaged, bootstrapped over stamps
+    diff_seeds = [np.array(a["metrics"]) - np.array(b["metrics"]) for a, b in
+                  zip(result["systems"]["wavbrivl"]["runs"], result["systems"]["wav2clip"]["runs"])]
+    acc_diff = [a["accuracy"][0] - b["accuracy"][0] for a, b in
+                zip(result["systems"]["wavbrivl"]["runs"], result["systems"]["wav2clip"]["runs"])]
+    mean_rows = {s: np.mean(rows_by[s], axis=0) for s in SYSTEMS}   # per query, averaged over seeds
+    delta = mean_rows["wavbrivl"] - mean_rows["wav2clip"]
+    boot = cluster_bootstrap(delta, clusters, n_boot, 0, statistic=lambda r: r.mean(axis=0))
+    result["difference"] = {
+        "over_seeds": [t_ci([d[j] for d in diff_seeds]) for j in range(len(KS) + 1)],
+        "accuracy_over_seeds": t_ci(acc_diff),
+        "bootstrap_stamps": [[float(delta[:, j].mean()), float(np.quantile(boot[:, j], 0.025)),
+                              float(np.quantile(boot[:, j], 0.975))] for j in range(len(KS))]}
+    result["chance"] = [k / len(stamps) for k in KS] + [(len(stamps) + 1) / 2]
+    result["chance_accuracy"] = 1 / len(classes)
+    atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
+    stage.mark_done()
+    print(f"evaluate: {len(utts)} test sounds, gallery {len(stamps)} pictures; wrote {out_path}")
+
+
+if __name__ == "__main__":
+    exit_on_input_error("audio2image.evaluate", main)
