@@ -44,11 +44,14 @@ def _parser(verb: str) -> _Parser:
                             help="do not open audio (existence, sample rate, segment ends)")
         parser.add_argument("--check-pipes", action="store_true",
                             help="also run the `command |` entries of wav.scp to read their headers")
+        parser.add_argument("--multichannel", action="store_true",
+                            help="accept recordings with more than one channel (default: mono only)")
         parser.add_argument("dir")
     elif verb == "fix":
         parser = _Parser(prog=prog, description="Keep the utterances present in every file, drop "
                          "unused speakers and recordings, sort, remove repeated keys, regenerate "
-                         "spk2utt. Originals are copied to DIR/.backup/.")
+                         "spk2utt. Originals are copied to DIR/.backup/ (a later fix: .backup.2/, ...; none is "
+                         "ever replaced).")
         parser.add_argument("dir")
     elif verb == "split":
         parser = _Parser(prog=prog, description="Write DIR/splitN/{1..N} (by speaker) or "
@@ -106,7 +109,8 @@ def _run(verb: str, parser: _Parser, args: argparse.Namespace) -> int:
     if verb == "validate":
         dd = datadir.validate_data_dir(args.dir, check_audio=not args.skip_audio_check,
                                        require_text=not args.no_text, check_feats=not args.no_feats,
-                                       require_wav=not args.no_wav, run_pipes=args.check_pipes)
+                                       require_wav=not args.no_wav, run_pipes=args.check_pipes,
+                                       multichannel=args.multichannel)
         rate = f", {dd.sample_rate} Hz" if dd.sample_rate else ""
         print(f"{prog}: {args.dir} is valid ({len(dd)} utterances, {len(dd.speakers)} speakers{rate})")
     elif verb == "fix":

@@ -176,8 +176,25 @@ def _file_header(path: str) -> AudioInfo:
     return info
 
 
-def _check_audio(wav: Table, run_pipes: bool) -> dict[str, AudioInfo]:
-    """Referenced files exist, headers are readable, one sample rate; pipes run only on request."""
+# What Kaldi's readers and ours decode sample-exactly; mp3/ogg belong behind a `ffmpeg ... |` pipe.
+DATA_DIR_FORMATS = ("WAV", "WAVEX", "RF64", "FLAC")
+
+
+def _audio_problem(info: AudioInfo, multichannel: bool) -> str | None:
+    if info.format not in DATA_DIR_FORMATS:
+        return (f"is {info.format}, not WAV/FLAC (decode it in a pipe: "
+                f"'ffmpeg -v error -i FILE -f wav - |')")
+    if info.frames == 0:
+        return "holds no audio (0 samples)"
+    if info.channels != 1 and not multichannel:
+        return (f"has {info.channels} channels; a data dir holds mono recordings (pick one in a "
+                f"pipe: 'sox FILE -t wav - remix 1 |', or validate with --multichannel)")
+    return None
+
+
+def _check_audio(wav: Table, run_pipes: bool, multichannel: bool = False) -> dict[str, AudioInfo]:
+    """Referenced files exist, headers are readable and complete, WAV/FLAC, not empty, mono
+    (unless `multichannel`), one sample rate; pipes run only on request."""
     pipes = list(map(str.endswith, wav.values, repeat("|")))
     checked = range(len(pipes)) if run_pipes else compress(range(len(pipes)), map(operator.not_, pipes))
     infos: dict[str, AudioInfo] = {}
@@ -188,6 +205,9 @@ def _check_audio(wav: Table, run_pipes: bool) -> dict[str, AudioInfo]:
             info = audio_info(spec) if pipe else _file_header(spec)
         except InputError as err:
             raise InputError(f"'{key}': {err.message}", wav.path, wav.line_of(index)) from None
+        problem = _audio_problem(info, multichannel)
+        if problem:
+            raise InputError(f"'{key}': {spec.rstrip()} {problem}", wav.path, wav.line_of(index))
         if first is None:
             first = (info.sample_rate, index)
         elif info.sample_rate != first[0]:
@@ -201,7 +221,7 @@ def _check_audio(wav: Table, run_pipes: bool) -> dict[str, AudioInfo]:
 @_gc_paused()
 def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, require_text: bool = True,
                       check_feats: bool = True, require_wav: bool = True,
-                      run_pipes: bool = False) -> DataDir:
+                      run_pipes: bool = False, multichannel: bool = False) -> DataDir:
     """Check every rule of a Kaldi data dir; the first broken one raises an InputError.
 
     Returns the DataDir with its tables loaded (split/subset reuse them).
@@ -209,8 +229,9 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, require
     `check_feats`: feats.scp, when present, is checked like any utterance-keyed table. Unlike
     Kaldi, feats.scp is never required: our recipes compute features on the fly.
     `require_wav`: wav.scp must exist unless feats.scp does.
-    `check_audio`: wav.scp files exist, their headers are readable and share one sample rate,
-    and segments end inside their recording. `run_pipes` also runs `command |` entries.
+    `check_audio`: wav.scp files exist, their headers are readable, complete (no truncated WAV),
+    WAV or FLAC, not empty, mono (unless `multichannel`) and share one sample rate, and segments
+    end inside their recording. `run_pipes` also runs `command |` entries.
     """
     dd = DataDir(path)
     names = dd.names()
@@ -262,7 +283,7 @@ def validate_data_dir(path: str | os.PathLike, check_audio: bool = True, require
         reco2dur = dd.table("reco2dur")
         durations, source = dict(zip(reco2dur.keys, map(float, reco2dur.values))), "reco2dur"
     if check_audio and "wav.scp" in names:
-        infos = _check_audio(dd.table("wav.scp"), run_pipes)
+        infos = _check_audio(dd.table("wav.scp"), run_pipes, multichannel)
         if infos:
             dd.sample_rate = next(iter(infos.values())).sample_rate
         if has_segments and not durations:
@@ -379,13 +400,24 @@ def _preserve(source: str, backup: Path, link: bool) -> None:
     shutil.copy2(source, backup)
 
 
+def _new_backup(directory: str) -> str:
+    """DIR/.backup for the first fix that changes anything, then .backup.2, .backup.3, ...:
+    a fix never replaces an earlier backup, so the first one always holds the originals."""
+    candidate, number = os.path.join(directory, ".backup"), 1
+    while os.path.lexists(candidate):
+        number += 1
+        candidate = os.path.join(directory, f".backup.{number}")
+    return candidate
+
+
 def fix_data_dir(path: str | os.PathLike) -> FixReport:
     """Keep the utterances present in every table, drop what they no longer use, sort, dedupe.
 
     Utterances survive if every utterance-keyed table has them, their speaker is in every
     speaker-keyed table (spk2gender, ...) and, with segments, their recording is in wav.scp and
     every reco2* table. spk2utt is regenerated from utt2spk. Only changed files are rewritten
-    (so split dirs stay current), after all originals are copied to DIR/.backup/.
+    (so split dirs stay current), after all originals are copied to a new backup directory
+    (DIR/.backup, then DIR/.backup.2, ...: earlier backups are never replaced).
     """
     dd = DataDir(path)
     names = dd.names()
@@ -445,7 +477,7 @@ def fix_data_dir(path: str | os.PathLike) -> FixReport:
                    if name not in names or dd.table(name).keys != keys or dd.table(name).values != values]
     report = FixReport(len(kept_utts), len(every), dropped, sorted(changed, key=_check_order))
     if changed:
-        report.backup = dd.file(".backup")
+        report.backup = _new_backup(str(dd.path))
         with atomic_directory(report.backup) as tmp:
             for name in names:
                 _preserve(dd.file(name), tmp / name, link=name in changed)

@@ -26,6 +26,7 @@ class AudioInfo(NamedTuple):
     sample_rate: int
     frames: int
     channels: int
+    format: str = "WAV"  # libsndfile's major format: WAV, FLAC, MP3, OGG, ...
 
     @property
     def duration(self) -> float:
@@ -126,7 +127,7 @@ def read_audio(spec: str, utt: str | None = None) -> Audio:
                 expected = len(data)
     except (RuntimeError, soundfile.LibsndfileError) as err:
         if isinstance(source, io.BytesIO) or not spec.lower().endswith(FFMPEG_SUFFIXES):
-            raise InputError(f"{label}cannot read audio {name}: {err}") from None
+            raise InputError(f"{label}cannot read audio {name}: {_reason(err)}") from None
         decoded = _ffmpeg_decode(spec, label)
         with soundfile.SoundFile(io.BytesIO(decoded)) as handle:
             sample_rate, data = int(handle.samplerate), handle.read(dtype="float32", always_2d=True)
@@ -141,15 +142,29 @@ def read_audio(spec: str, utt: str | None = None) -> Audio:
     return Audio(data, sample_rate, tags)
 
 
+def _reason(err: Exception) -> str:
+    """libsndfile's own words, without soundfile's 'Error opening <object repr>' prefix."""
+    return getattr(err, "error_string", None) or str(err)
+
+
 def audio_info(spec: str, utt: str | None = None) -> AudioInfo:
-    """Header information; for pipes the command is run."""
+    """Header information; for pipes the command is run. A WAV whose header promises more
+    audio than the file holds is an InputError (libsndfile would silently report less)."""
+    label = f"utterance '{utt}': " if utt else ""
+    name = f"the output of {spec.rstrip()[:-1].strip()!r}" if is_pipe(spec) else spec
     source = _open_source(spec, utt)
+    if isinstance(source, io.BytesIO):
+        problem = _wav_truncation(source.getvalue(), len(source.getvalue()))
+    else:
+        with open(source, "rb") as handle:
+            problem = _wav_truncation(handle.read(1 << 16), os.path.getsize(source))
+    if problem:
+        raise InputError(f"{label}{name}: {problem}")
     try:
         info = soundfile.info(source)
     except (RuntimeError, soundfile.LibsndfileError) as err:
-        label = f"utterance '{utt}': " if utt else ""
-        raise InputError(f"{label}cannot read audio {spec}: {err}") from None
-    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+        raise InputError(f"{label}cannot read audio {name}: {_reason(err)}") from None
+    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels), str(info.format))
 
 
 def resample(signal: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -184,7 +199,7 @@ def load_audio(spec: str, sample_rate: int | None = None, utt: str | None = None
             handle.seek(first)
             data = handle.read(min(last, handle.frames) - first, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as err:
-        raise InputError(f"{label}cannot read audio {spec}: {err}") from None
+        raise InputError(f"{label}cannot read audio {spec}: {_reason(err)}") from None
     data = data.mean(axis=1) if mono else data
     if data.shape[-1] == 1 and data.ndim == 2:
         data = data[:, 0]

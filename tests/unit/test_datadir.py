@@ -496,3 +496,90 @@ def test_fix_wrapper_and_options(data, tmp_path):
     usage = sh("split_data.sh", data)
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1
     assert "usage" in sh("combine_data.sh", "--help").stdout
+
+
+# ---------------------------------------------------------------- hostile input (issue 17)
+def test_every_fix_keeps_its_own_backup(data):
+    """A second fix that changes something must not replace the first backup (the originals)."""
+    edit(data / "text", 1, None)
+    originals = {p.name: p.read_text() for p in data.iterdir() if p.is_file()}
+    fix_data_dir(data)
+    edit(data / "utt2dur", 1, None)
+    before_second = {p.name: p.read_text() for p in data.iterdir() if p.is_file()}
+    report = fix_data_dir(data)
+    assert report.backup == str(data / ".backup.2")
+    assert {p.name: p.read_text() for p in (data / ".backup").iterdir()} == originals
+    assert {p.name: p.read_text() for p in (data / ".backup.2").iterdir()} == before_second
+
+
+def test_fix_keeps_file_modes_and_new_files_follow_the_umask(data):
+    os.chmod(data / "text", 0o640)
+    edit(data / "text", 1, None)
+    (data / "spk2utt").unlink()
+    old = os.umask(0o022)
+    try:
+        fix_data_dir(data)
+    finally:
+        os.umask(old)
+    assert oct((data / "text").stat().st_mode & 0o777) == oct(0o640)      # a rewritten file keeps its mode
+    assert oct((data / "spk2utt").stat().st_mode & 0o777) == oct(0o644)   # a new one: 0666 less the umask
+    assert oct((data / "utt2spk").stat().st_mode & 0o777) == oct(0o644)
+    assert oct((data / ".backup").stat().st_mode & 0o777) == oct(0o755)
+
+
+@pytest.mark.parametrize("content,words", [
+    ("\ufeff", "byte-order mark"),
+    ("\r", "carriage return"),
+])
+def test_bom_and_crlf_are_named_not_swallowed(data, content, words):
+    lines = read_lines(data / "utt2spk")
+    if content == "\ufeff":
+        (data / "utt2spk").write_text("\ufeff" + "".join(line + "\n" for line in lines), encoding="utf-8")
+    else:
+        (data / "utt2spk").write_bytes("".join(line + "\r\n" for line in lines).encode())
+    expect_error(data, "utt2spk", 1, words)
+    with pytest.raises(InputError, match=words):
+        fix_data_dir(data)  # never silently drops the first utterance
+
+
+@pytest.fixture
+def hostile_audio(tmp_path) -> dict[str, Path]:
+    import io
+
+    import soundfile
+
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    tone = 0.3 * np.sin(np.arange(16000) / 5)
+    soundfile.write(folder / "empty.wav", np.zeros(0), 16000)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, tone, 16000, format="WAV", subtype="PCM_16")
+    (folder / "truncated.wav").write_bytes(buffer.getvalue()[:8000])
+    soundfile.write(folder / "x.mp3", tone, 16000, subtype="MPEG_LAYER_III")
+    soundfile.write(folder / "x.ogg", tone, 16000, subtype="VORBIS")
+    soundfile.write(folder / "stereo.wav", np.stack([tone, tone], 1), 16000)
+    return {p.stem if p.suffix == ".wav" else p.suffix[1:]: p for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("kind,words", [
+    ("empty", "0 samples"), ("truncated", "truncated: the header announces 32000 bytes"),
+    ("mp3", "is MP3, not WAV/FLAC"), ("ogg", "is OGG, not WAV/FLAC"), ("stereo", "has 2 channels"),
+])
+def test_audio_that_kaldi_would_misread_is_refused(data, hostile_audio, kind, words):
+    edit(data / "wav.scp", 4, f"spkB-001 {hostile_audio[kind]}")
+    expect_error(data, "wav.scp", 4, "'spkB-001'", words)
+
+
+def test_multichannel_allowed_on_request(data, hostile_audio):
+    for line, utt in enumerate(UTTS, 1):
+        edit(data / "wav.scp", line, f"{utt} {hostile_audio['stereo']}")
+    validate_data_dir(data, multichannel=True)
+
+
+def test_failing_pipe_is_named_by_its_command(data):
+    edit(data / "wav.scp", 2, "spkA-002 printf 'not audio' |")
+    err = expect_error(data, "wav.scp", 2, "'spkA-002'", "printf 'not audio'", run_pipes=True)
+    assert "BytesIO" not in str(err)
+    edit(data / "wav.scp", 2, "spkA-002 sh -c 'echo boom >&2; exit 3' |")
+    err = expect_error(data, "wav.scp", 2, "command failed", "boom", run_pipes=True)
+    assert "BytesIO" not in str(err)
