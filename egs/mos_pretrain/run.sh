@@ -12,7 +12,7 @@ config=conf/mini_mos_pretrain.yaml
 tag=""           # exp/<tag>; default: the config's name
 seed=1
 help_message="Usage: $0 [options]
-  --stage N        first stage (0 data, 1 noisy set, 2 PASE, 3 masked encoder,
+  --stage N        first stage (0 data, 1 label census and probe sets, 2 PASE and controls, 3 masked encoder,
                    4 PASE+ and DNSMOS, 5 downstream MOS, 6 scoring)  [${stage}]
   --stop-stage N   last stage                                       [${stop_stage}]
   --nj N           parallel jobs                                    [${nj}]
@@ -45,8 +45,9 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
-    echo "stage 2: pre-train PASE, with and without the noise workers (Table I)"
+    echo "stage 2: pre-train PASE, with and without the noise workers (Table I), and the controls"
     pretrain_group pase
+    pretrain_group control
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then

@@ -3,7 +3,7 @@ clip mapped to one of AudioSet's seven top-level categories, written as one nois
 (wav.scp, utt2category, utt2spk, spk2utt) like the mini corpus's noise pool.
 
 Mappings follow the AudioSet ontology's top-level parent of each label. FSDKaggle2018 has no
-"natural sounds" label; PNL and NoiseX-92 file names are mapped by keywords (PNL's are
+"natural sounds" label; PNL and NoiseX-92 file names are mapped by exact words (PNL's are
 descriptive); a clip whose name matches no keyword stops prep with its name, or is taken from an
 optional `category_map.tsv` (`<file name>\t<category>`) placed in the corpus directory.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path
 
 from speechlib.data.mini import CATEGORIES
@@ -30,27 +31,53 @@ FSD2018_CATEGORY = {
     "Tambourine": "music", "Tearing": "source_ambiguous", "Telephone": "things", "Trumpet": "music",
     "Violin_or_fiddle": "music", "Writing": "things",
 }
-# keyword (lower-case, matched in the file name) -> category; first match wins
-KEYWORD_CATEGORY = [
-    ("babble", "human"), ("laugh", "human"), ("cough", "human"), ("crowd", "human"), ("clap", "human"),
-    ("cry", "human"), ("footstep", "human"), ("bird", "animal"), ("dog", "animal"), ("cat", "animal"),
-    ("cow", "animal"), ("rooster", "animal"), ("frog", "animal"), ("cricket", "animal"), ("insect", "animal"),
-    ("wind", "natural"), ("rain", "natural"), ("thunder", "natural"), ("water", "natural"), ("stream", "natural"),
-    ("ocean", "natural"), ("wave", "natural"), ("fire", "natural"), ("music", "music"), ("piano", "music"),
-    ("guitar", "music"), ("bell", "music"), ("drum", "music"), ("white", "background"), ("pink", "background"),
-    ("hfchannel", "background"), ("static", "background"), ("hum", "background"), ("noise", "background"),
-    ("factory", "things"), ("buccaneer", "things"), ("f16", "things"), ("destroyer", "things"),
-    ("leopard", "things"), ("m109", "things"), ("volvo", "things"), ("machinegun", "things"),
-    ("car", "things"), ("train", "things"), ("engine", "things"), ("phone", "things"), ("siren", "things"),
-    ("alarm", "things"), ("door", "things"), ("machine", "things"), ("traffic", "things"), ("street", "things"),
-    ("click", "source_ambiguous"), ("thump", "source_ambiguous"), ("crack", "source_ambiguous"),
-    ("tone", "source_ambiguous"), ("beep", "source_ambiguous"),
-]
+# Reviewed word -> category table for PNL / NoiseX-92 file names. A name is split into lower-case
+# words at every non-alphanumeric character ("HF_channel-2.wav" -> hf, channel, 2) and the first
+# word found in this table decides; words match exactly (no substrings: "microwave" is not "wave",
+# "scatter" is not "cat"). Categories follow the AudioSet parent of the sound the word names.
+KEYWORD_CATEGORY: dict[str, str] = {
+    # human sounds
+    "babble": "human", "laugh": "human", "laughter": "human", "cough": "human", "crowd": "human",
+    "clap": "human", "applause": "human", "cry": "human", "crying": "human", "footstep": "human",
+    "footsteps": "human", "human": "human", "whistle": "human", "speech": "human", "talk": "human",
+    "cafeteria": "human", "sneeze": "human", "breath": "human", "breathing": "human",
+    # animal
+    "bird": "animal", "birds": "animal", "dog": "animal", "bark": "animal", "cat": "animal",
+    "meow": "animal", "cow": "animal", "rooster": "animal", "frog": "animal", "cricket": "animal",
+    "crickets": "animal", "insect": "animal", "insects": "animal", "animal": "animal",
+    # natural sounds
+    "wind": "natural", "rain": "natural", "thunder": "natural", "water": "natural", "stream": "natural",
+    "ocean": "natural", "waves": "natural", "sea": "natural", "fire": "natural", "river": "natural",
+    # music
+    "music": "music", "piano": "music", "guitar": "music", "drum": "music", "drums": "music",
+    "violin": "music", "song": "music",
+    # channel, environment and background
+    "white": "background", "pink": "background", "brown": "background", "hfchannel": "background",
+    "static": "background", "hum": "background", "noise": "background",
+    # sounds of things
+    "factory": "things", "factory1": "things", "factory2": "things", "buccaneer": "things",
+    "buccaneer1": "things", "buccaneer2": "things", "f16": "things", "destroyerengine": "things",
+    "destroyerops": "things", "destroyer": "things", "leopard": "things", "m109": "things",
+    "volvo": "things", "machinegun": "things", "car": "things", "train": "things", "engine": "things",
+    "phone": "things", "telephone": "things", "siren": "things", "alarm": "things", "door": "things",
+    "doorbell": "things", "bell": "things", "machine": "things", "traffic": "things", "street": "things",
+    "microwave": "things", "vacuum": "things", "keyboard": "things", "typing": "things", "clock": "things",
+    "helicopter": "things", "airplane": "things", "bus": "things", "motorcycle": "things",
+    # source-ambiguous sounds
+    "click": "source_ambiguous", "thump": "source_ambiguous", "crack": "source_ambiguous",
+    "tone": "source_ambiguous", "beep": "source_ambiguous", "squeak": "source_ambiguous",
+    "rustle": "source_ambiguous", "scrape": "source_ambiguous",
+}
+
+
+def name_words(name: str) -> list[str]:
+    """Lower-case words of a file name, split at every non-alphanumeric character."""
+    return [w for w in re.split(r"[^0-9a-z]+", name.lower()) if w]
 
 
 def keyword_category(name: str) -> str | None:
-    lower = name.lower()
-    return next((cat for key, cat in KEYWORD_CATEGORY if key in lower), None)
+    """Category of the first word of `name` found in KEYWORD_CATEGORY (exact words only)."""
+    return next((KEYWORD_CATEGORY[w] for w in name_words(name) if w in KEYWORD_CATEGORY), None)
 
 
 def _override_map(corpus_dir: Path) -> dict[str, str]:

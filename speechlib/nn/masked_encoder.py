@@ -77,3 +77,18 @@ def mask_frames(feats: torch.Tensor, proportion: float = 0.15, generator: torch.
         pick = torch.randint(flat.shape[0], (int(rand_rows.sum()),), generator=generator).to(feats.device)
         masked[rand_rows] = flat[pick]
     return masked, mask_dev, mode
+
+
+class LogMelEncoder(torch.nn.Module):
+    """A parameter-free control "encoder": log-mel frames (dB / 10), (batch, frames, n_mels).
+
+    Mean-pooled, it is the simplest spectral baseline a learned encoder has to beat; no
+    per-utterance normalisation, so level and noise floor stay visible to the MOS head.
+    """
+
+    def __init__(self, n_mels: int = 40, sample_rate: int = 16000):
+        super().__init__()
+        self.n_mels, self.emb_dim, self.sample_rate, self.hop = n_mels, n_mels, sample_rate, 160
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return log_mel(wav, self.sample_rate, self.n_mels) / 10.0

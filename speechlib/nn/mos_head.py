@@ -35,3 +35,46 @@ class MOSHead(torch.nn.Module):
         """(batch, dim) -> (batch,) scores in [low, high]."""
         x = self.dropout(torch.relu(self.norm(self.hidden(pooled))))
         return self.out(x).squeeze(-1).clamp(self.low, self.high)
+
+
+class MOSHeadEnsemble(torch.nn.Module):
+    """`count` independent MOSHeads evaluated as one batched module (one per head seed).
+
+    Head k's parameters are slice k of each stacked tensor and its loss depends only on them, and
+    Adam (weight decay included) acts element by element, so training the stack on the sum of
+    the heads' losses is exactly training each head alone, in a third of the Python overhead.
+    `head(k)` returns head k as a plain MOSHead (same state-dict keys).
+    """
+
+    def __init__(self, count: int, in_dim: int, hidden: int = 64, dropout: float = 0.2, low: float = 1.0,
+                 high: float = 5.0, seeds: list[int] | None = None):
+        super().__init__()
+        heads = []
+        for k in range(count):
+            if seeds is not None:
+                torch.manual_seed(int(seeds[k]))
+            heads.append(MOSHead(in_dim, hidden, dropout, low, high))
+        self.count, self.low, self.high, self.dropout = count, low, high, dropout
+        for name in ("hidden.weight", "hidden.bias", "norm.weight", "norm.bias", "out.weight", "out.bias"):
+            stacked = torch.stack([h.state_dict()[name] for h in heads])
+            self.register_parameter(name.replace(".", "_"), torch.nn.Parameter(stacked.clone()))
+        self.template = (in_dim, hidden, dropout, low, high)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (count, batch, dim) (a batch per head) or (batch, dim) (shared) -> (count, batch)."""
+        if x.dim() == 2:
+            x = x.expand(self.count, *x.shape)
+        h = torch.baddbmm(self.hidden_bias[:, None], x, self.hidden_weight.transpose(1, 2))
+        h = torch.nn.functional.layer_norm(h, h.shape[-1:]) * self.norm_weight[:, None] + self.norm_bias[:, None]
+        h = torch.nn.functional.dropout(torch.relu(h), self.dropout, self.training)
+        out = torch.baddbmm(self.out_bias[:, None], h, self.out_weight.transpose(1, 2)).squeeze(-1)
+        return out.clamp(self.low, self.high)
+
+    def head_state(self, k: int) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name.replace(".", "_"))[k].detach().clone()
+                for name in ("hidden.weight", "hidden.bias", "norm.weight", "norm.bias", "out.weight", "out.bias")}
+
+    def head(self, k: int) -> MOSHead:
+        head = MOSHead(*self.template)
+        head.load_state_dict(self.head_state(k))
+        return head.eval()

@@ -5,6 +5,12 @@ Every noisy pre-training signal carries: its SNR class (5 SNRs + clean = 6), its
 holding most of the added noise's energy (+ clean = 4). Clean signals get the "clean" class of all
 three, and only clean signals do: a silent noise clip is refused rather than labelled clean, and
 never reaches the SNR computation.
+
+Regions are thirds of the *mel* scale (0 .. mel(fs/2)), not of the Hz axis: the paper says "uniformly
+divide the spectrum" without a scale, and with Hz thirds (0-2.7, 2.7-5.3, 5.3-8 kHz) nearly every
+natural noise (energy falling with frequency) lands in "low", so the label carries almost no
+information. Mel thirds put the edges at about 0.92 and 3.05 kHz at 16 kHz: car and rumble stay
+low, babble and most music fall in mid, white noise, hiss and birds in high.
 """
 from __future__ import annotations
 
@@ -48,17 +54,31 @@ def is_silent(noise: np.ndarray) -> bool:
     return noise.size == 0 or float(np.max(np.abs(noise))) < SILENCE_PEAK
 
 
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale, 2595 log10(1 + f / 700)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def region_edges(sample_rate: int) -> np.ndarray:
+    """The two inner edges (Hz) of the low / mid / high regions: thirds of 0 .. mel(fs/2)."""
+    top = hz_to_mel(sample_rate / 2.0)
+    return mel_to_hz(np.array([top / 3.0, 2.0 * top / 3.0]))
+
+
 def band_energies(noise: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Energy of the noise in [0, fs/6), [fs/6, fs/3), [fs/3, fs/2]: three equal-width thirds."""
+    """Energy of the noise in the low, mid and high mel thirds (region_edges)."""
     power = np.abs(np.fft.rfft(noise.astype(np.float64))) ** 2
     freqs = np.fft.rfftfreq(noise.size, 1.0 / sample_rate)
-    edges = np.array([sample_rate / 6.0, sample_rate / 3.0])
-    band = np.searchsorted(edges, freqs, side="right")
+    band = np.searchsorted(region_edges(sample_rate), freqs, side="right")
     return np.bincount(band, weights=power, minlength=3)[:3]
 
 
 def spectral_region(noise: np.ndarray | None, sample_rate: int) -> int:
-    """0/1/2 = the low/mid/high third holding most noise energy; None (clean) is class 3."""
+    """0/1/2 = the low/mid/high mel third holding most noise energy; None (clean) is class 3."""
     if noise is None:
         return len(REGIONS)
     if is_silent(noise):

@@ -6,12 +6,13 @@ import math
 import librosa
 import numpy as np
 import pytest
+import scipy.signal
 import scipy.stats
 import soundfile
 import torch
 
 from speechlib.data.nisqa import read_nisqa_csv, write_nisqa_csv
-from speechlib.data.noise_corpora import FSD2018_CATEGORY, keyword_category
+from speechlib.data.noise_corpora import FSD2018_CATEGORY, KEYWORD_CATEGORY, keyword_category
 from speechlib.data.vcc2018 import read_mos_list, split_rows
 from speechlib.data.mini import CATEGORIES
 from speechlib.io.errors import InputError, TrainingDiverged
@@ -22,7 +23,7 @@ from speechlib.nn.pase import PASEEncoder
 from speechlib.nn.workers import WorkerSet
 from speechlib.signal import features
 from speechlib.signal.noise_labels import (SNRS_DB, balanced_conditions, band_energies, category_class,
-                                           noisy_example, snr_class, spectral_region)
+                                           noisy_example, region_edges, snr_class, spectral_region)
 
 SR = 16000
 
@@ -50,14 +51,19 @@ def test_snr_and_category_classes_with_clean():
         category_class("speech")
 
 
-@pytest.mark.parametrize("freq, region", [(500, 0), (2000, 0), (3500, 1), (5000, 1), (6000, 2), (7500, 2)])
+def test_region_edges_are_mel_thirds_by_hand():
+    # mel(8000) = 2595 log10(1 + 8000/700) = 2840.02; thirds 946.67 and 1893.35 mel
+    # -> 700 (10^(946.67/2595) - 1) = 921.1 Hz and 700 (10^(1893.35/2595) - 1) = 3055.5 Hz
+    assert region_edges(SR) == pytest.approx([921.1, 3055.5], abs=0.5)
+
+
+@pytest.mark.parametrize("freq, region", [(300, 0), (850, 0), (1000, 1), (2500, 1), (3200, 2), (7500, 2)])
 def test_spectral_region_of_tones(freq, region):
-    # thirds of 0..8 kHz: [0, 2667), [2667, 5333), [5333, 8000]
     assert spectral_region(tone(freq), SR) == region
 
 
 def test_spectral_region_hand_computed_energies_and_clean():
-    mix = tone(1000, amp=0.1) + tone(7000, amp=0.3)  # high band holds 9x the low band's energy
+    mix = tone(500, amp=0.1) + tone(7000, amp=0.3)  # high band holds 9x the low band's energy
     energies = band_energies(mix, SR)
     assert energies[2] / energies[0] == pytest.approx(9.0, rel=1e-3)
     assert energies[1] / energies.sum() < 1e-6
@@ -93,10 +99,48 @@ def test_balanced_conditions():
     assert all(c is None for s, c in conds if s is None)
 
 
-def test_noise_corpus_mappings_cover_the_categories():
-    assert set(FSD2018_CATEGORY.values()) <= set(CATEGORIES) and len(FSD2018_CATEGORY) == 41
-    assert keyword_category("babble") == "human" and keyword_category("f16") == "things"
-    assert keyword_category("white") == "background" and keyword_category("xyz") is None
+def test_region_label_carries_information():
+    """Typical noises reach all three regions (the Hz-thirds label was "low" for nearly all)."""
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal(SR).astype(np.float32)
+    brown = np.cumsum(white).astype(np.float32)
+    brown -= brown.mean()
+    sos = scipy.signal.butter(6, [1200, 2800], btype="bandpass", fs=SR, output="sos")
+    band = scipy.signal.sosfilt(sos, white).astype(np.float32)  # babble-like mid band
+    assert [spectral_region(x, SR) for x in (brown, band, white)] == [0, 1, 2]
+
+
+# FSDKaggle2018's 41 labels and the AudioSet top-level category of each, written out by hand from
+# the AudioSet ontology (independently of speechlib.data.noise_corpora).
+FSD_EXPECTED = """
+Acoustic_guitar music | Applause human | Bark animal | Bass_drum music | Burping_or_eructation human
+Bus things | Cello music | Chime music | Clarinet music | Computer_keyboard things | Cough human
+Cowbell music | Double_bass music | Drawer_open_or_close things | Electric_piano music | Fart human
+Finger_snapping human | Fireworks things | Flute music | Glockenspiel music | Gong music
+Gunshot_or_gunfire things | Harmonica music | Hi-hat music | Keys_jangling things | Knock things
+Laughter human | Meow animal | Microwave_oven things | Oboe music | Saxophone music | Scissors things
+Shatter things | Snare_drum music | Squeak source_ambiguous | Tambourine music | Tearing source_ambiguous
+Telephone things | Trumpet music | Violin_or_fiddle music | Writing things
+"""
+
+
+def test_fsdkaggle2018_table_matches_the_hand_written_one():
+    expected = dict(item.split() for item in FSD_EXPECTED.replace("\n", "|").split("|") if item.strip())
+    assert len(expected) == 41
+    assert FSD2018_CATEGORY == expected
+
+
+@pytest.mark.parametrize("name, category", [
+    ("microwave", "things"), ("doorbell", "things"), ("human_whistle", "human"), ("scatter", None),
+    ("cathedral", None), ("white", "background"), ("Babble-2", "human"), ("f16", "things"),
+    ("hfchannel", "background"), ("waves_on_shore", "natural"), ("dog_bark_rain", "animal"), ("xyz", None),
+])
+def test_keyword_category_matches_exact_words(name, category):
+    assert keyword_category(name) == category
+
+
+def test_keyword_table_categories_are_known():
+    assert set(KEYWORD_CATEGORY.values()) <= set(CATEGORIES)
 
 
 # ---- worker targets against librosa ----------------------------------------------------------
@@ -209,30 +253,46 @@ def test_correlation_metrics_match_scipy():
 
 # ---- workers and encoders -------------------------------------------------------------------
 
-def test_every_worker_trains_the_encoder_and_noise_sign():
+def test_every_worker_trains_the_encoder():
     enc = PASEEncoder(sinc_filters=8, sinc_kernel=33, channels=(8, 8, 8, 8, 8, 8, 8))
     wav = torch.randn(4, SR) * 0.1
     names = ["waveform", "lps", "mfcc", "prosody", "lim", "gim", "spc", "snr", "category", "region"]
     targets = {"waveform": wav, "lps": features.lps(wav), "mfcc": features.mfcc(wav), "prosody": torch.randn(4, 101, 4),
                "snr": torch.tensor([0, 1, 5, 2]), "category": torch.tensor([0, 7, 3, 1]),
                "region": torch.tensor([3, 0, 1, 2])}
-    small = {"channels": [16, 8, 8]}
-    plus = WorkerSet(names, 100, {"lps": 1025, "mfcc": 20, "prosody": 4}, noise_sign=1.0, waveform_decoder=small)
-    emb = enc(wav)
-    assert emb.shape == (4, 100, 100)
+    workers = WorkerSet(names, 100, {"lps": 1025, "mfcc": 20, "prosody": 4}, waveform_decoder={"channels": [16, 8, 8]})
+    assert enc(wav).shape == (4, 100, 100)
     for name in names:
         enc.zero_grad()
-        _, parts = plus(enc(wav), targets)
+        _, parts = workers(enc(wav), targets)
         parts[name].backward()
         assert torch.isfinite(parts[name]) and enc.proj.weight.grad.abs().sum() > 0, name
-    torch.manual_seed(0)
-    total_plus, parts = plus(emb.detach(), targets)
-    minus = WorkerSet(names, 100, {"lps": 1025, "mfcc": 20, "prosody": 4}, noise_sign=-1.0, waveform_decoder=small)
-    minus.load_state_dict(plus.state_dict())
-    torch.manual_seed(0)
-    total_minus, _ = minus(emb.detach(), targets)
-    noise = sum(0.1 * parts[n] for n in ("snr", "category", "region"))
-    assert (total_plus - total_minus).item() == pytest.approx(2 * noise.item(), rel=1e-4)
+
+
+def test_adversarial_mode_reverses_only_the_encoders_gradient():
+    """learn: encoder and classifiers descend the noise loss; adversarial (gradient reversal): the
+    classifiers get the same gradient, the embedding the negated one; the loss value is the same
+    positive weighted sum in both (never a negated cross-entropy the classifiers would climb)."""
+    targets = {"snr": torch.tensor([0, 1, 5, 2]), "category": torch.tensor([0, 7, 3, 1]),
+               "region": torch.tensor([3, 0, 1, 2])}
+    emb0 = torch.randn(4, 20, 16)
+    grads, totals, worker_grads = {}, {}, {}
+    for mode in ("learn", "adversarial"):
+        torch.manual_seed(0)
+        workers = WorkerSet(["snr", "category", "region"], 16, {}, {"snr": 0.1, "category": 0.2, "region": 0.3},
+                            noise_mode=mode)
+        emb = emb0.clone().requires_grad_(True)
+        total, parts = workers(emb, targets)
+        total.backward()
+        grads[mode], totals[mode] = emb.grad, float(total.detach())
+        worker_grads[mode] = workers.workers["snr"].out.weight.grad.clone()
+        expected = 0.1 * parts["snr"] + 0.2 * parts["category"] + 0.3 * parts["region"]
+        assert float(total.detach()) == pytest.approx(float(expected.detach()))
+    assert totals["learn"] == pytest.approx(totals["adversarial"])
+    assert torch.allclose(grads["adversarial"], -grads["learn"])
+    assert torch.allclose(worker_grads["adversarial"], worker_grads["learn"])
+    with pytest.raises(ValueError, match="noise_mode"):
+        WorkerSet(["snr"], 16, {}, noise_mode="-1")
 
 
 # ---- bad input ------------------------------------------------------------------------------
@@ -274,13 +334,273 @@ def test_nisqa_and_vcc_readers(tmp_path):
 
 
 def test_nan_in_head_training_names_the_utterances(tmp_path):
-    from speechlib.tasks.mos_pretrain.downstream import train_head
+    from speechlib.tasks.mos_pretrain.downstream import train_heads
 
     embs = {k: np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32) for k in ("train", "valid", "test")}
     embs["train"][5, 2] = np.nan
     targets = {k: np.full(8, 3.0, np.float32) for k in embs}
     utts = {k: [f"{k}-u{i}" for i in range(8)] for k in embs}
-    hp = {"seed": 1, "downstream": {"epochs": 2, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0,
-                                    "hidden": 8, "dropout": 0.0}}
+    hp = {"sample_rate": SR, "corpus": "mini", "downstream": {"epochs": 2, "patience": 5, "log_every": 1, "batch_size": 16, "lr": 1e-3,
+                         "weight_decay": 0.0, "hidden": 8, "dropout": 0.0}}
     with pytest.raises(TrainingDiverged, match="train-u5"):
-        train_head(tmp_path, "vcc", embs, targets, utts, hp)
+        train_heads(tmp_path, "vcc", embs, targets, utts, hp, [1])
+
+
+
+# ---- real release formats (fixtures written by hand in the releases' exact layouts) -----------
+
+NISQA_HEADER = ("db,con,file,con_description,filename_deg,filename_ref,source,lang,votes,mos,noi,col,dis,loud,"
+                "noi_std,col_std,dis_std,loud_std,mos_std,filepath_deg,filepath_ref")
+
+
+def nisqa_line(db: str, name: str, mos: str) -> str:
+    return (f"{db},1,{name},white noise,{name}.wav,{name}_ref.wav,librivox,en,5,{mos},3.2,4.0,4.1,3.9,"
+            f"0.8,0.7,0.9,0.6,0.9,{db}/deg/{name}.wav,{db}/ref/{name}_ref.wav")
+
+
+def test_nisqa_corpus_file_selects_the_set_by_db(tmp_path):
+    from speechlib.data.nisqa import read_nisqa_set
+
+    for db, name in (("NISQA_TRAIN_SIM", "c1"), ("NISQA_TRAIN_SIM", "c2"), ("NISQA_TEST_FOR", "t1")):
+        write_wav(tmp_path / db / "deg" / f"{name}.wav")
+    lines = [NISQA_HEADER, nisqa_line("NISQA_TRAIN_SIM", "c1", "2.5"), nisqa_line("NISQA_TEST_FOR", "t1", "4.25"),
+             nisqa_line("NISQA_TRAIN_SIM", "c2", "3.75")]
+    (tmp_path / "NISQA_corpus_file.csv").write_text("\n".join(lines) + "\n")
+    rows = read_nisqa_set(tmp_path, "NISQA_TRAIN_SIM")
+    assert [(r[0], r[2]) for r in rows] == [("NISQA_TRAIN_SIM-deg-c1", 2.5), ("NISQA_TRAIN_SIM-deg-c2", 3.75)]
+    assert [r[2] for r in read_nisqa_set(tmp_path, "NISQA_TEST_FOR")] == [4.25]
+    (tmp_path / "NISQA_corpus_file.csv").unlink()  # per-set csv when the corpus file is absent
+    (tmp_path / "NISQA_TEST_FOR" / "NISQA_TEST_FOR_file.csv").write_text(
+        NISQA_HEADER + "\n" + nisqa_line("NISQA_TEST_FOR", "t1", "4.25") + "\n")
+    assert [r[2] for r in read_nisqa_set(tmp_path, "NISQA_TEST_FOR")] == [4.25]
+
+
+# rows of vcc2018_evaluation_mos.txt: no header, 16 fields, MOS in field 11, audio in field 15
+VCC_ROWS = """\
+1,20001,3,1,B01,\\N,VCC2SF3,VCC2TF1,HUB,\\N,4,\\N,,2018-04-03 10:12:01,B01_VCC2TF1_VCC2SF3_30001_HUB.wav,\\N
+1,20002,5,7,B01,\\N,VCC2SF3,VCC2TF1,HUB,\\N,2,\\N,,2018-04-03 11:40:55,B01_VCC2TF1_VCC2SF3_30001_HUB.wav,\\N
+1,20002,5,8,N17,\\N,VCC2SM3,VCC2TF1,SPO,\\N,1,\\N,,2018-04-03 11:41:20,N17_VCC2TF1_VCC2SM3_30004_SPO.wav,\\N
+1,20003,2,4,B01,\\N,VCC2SF3,VCC2TF1,HUB,\\N,5,\\N,,2018-04-04 09:01:11,B01_VCC2TF1_VCC2SF3_30001_HUB.wav,\\N
+"""
+
+
+def test_vcc2018_raw_ratings_are_averaged_per_file(tmp_path):
+    from speechlib.data.vcc2018 import read_evaluation_mos, read_vcc2018
+
+    root = tmp_path / "vcc"
+    for name in ("B01_VCC2TF1_VCC2SF3_30001_HUB.wav", "N17_VCC2TF1_VCC2SM3_30004_SPO.wav"):
+        write_wav(root / "wav" / name)
+    (root / "vcc2018_listening_test_scores").mkdir(parents=True)
+    ratings = root / "vcc2018_listening_test_scores" / "vcc2018_evaluation_mos.txt"
+    ratings.write_text(VCC_ROWS)
+    rows, source = read_vcc2018(root)
+    assert {r[0]: r[2] for r in rows} == {"B01_VCC2TF1_VCC2SF3_30001_HUB": pytest.approx((4 + 2 + 5) / 3),
+                                          "N17_VCC2TF1_VCC2SM3_30004_SPO": 1.0}
+    assert "averaged" in source
+    ratings.write_text(VCC_ROWS.replace(",\\N,2,\\N,", ",\\N,6,\\N,"))
+    with pytest.raises(InputError, match=r"vcc2018_evaluation_mos.txt:2: sample 'B01_VCC2TF1_VCC2SF3_30001_HUB.wav'"):
+        read_evaluation_mos(ratings, root / "wav")
+    ratings.write_text("1,20001,3\n")
+    with pytest.raises(InputError, match=r":1: expected 16 comma-separated fields"):
+        read_evaluation_mos(ratings, root / "wav")
+
+
+def test_external_checkpoints_load_strictly(tmp_path):
+    from speechlib.tasks.mos_pretrain.external import feature_extractor_normalizes, load_strict
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    state = model.state_dict()
+    load_strict(model, dict(state), "ok.pt")
+    partial = {k: v for k, v in state.items() if k != "1.weight"}
+    partial["head.bias"] = torch.zeros(1)
+    with pytest.raises(InputError, match=r"bad.pt: .*missing keys 1.weight; unexpected keys head.bias"):
+        load_strict(model, partial, "bad.pt")
+    (tmp_path / "preprocessor_config.json").write_text('{"do_normalize": true, "sampling_rate": 16000}')
+    assert feature_extractor_normalizes(tmp_path)
+    (tmp_path / "preprocessor_config.json").unlink()
+    with pytest.raises(InputError, match="preprocessor_config.json"):
+        feature_extractor_normalizes(tmp_path)
+
+
+def test_external_wrapper_normalises_like_the_feature_extractor():
+    from speechlib.tasks.mos_pretrain.external import _FrameWrapper
+
+    class Echo(torch.nn.Module):
+        def forward(self, wav):
+            return wav
+
+    wav = torch.randn(2, 1000) * 0.3 + 0.1
+    out = _FrameWrapper(Echo(), "dasheng", normalize=True)(wav)
+    ref = (wav.numpy() - wav.numpy().mean(-1, keepdims=True)) / np.sqrt(wav.numpy().var(-1, keepdims=True) + 1e-7)
+    assert np.allclose(out.numpy(), ref, atol=1e-5)
+
+
+# ---- fresh draws ------------------------------------------------------------------------------
+
+@pytest.fixture()
+def draw_plan(tmp_path):
+    from speechlib.tasks.mos_pretrain.noisy import DrawPlan
+
+    speech, noise, cats = {}, {}, {}
+    for i in range(12):
+        path = tmp_path / "speech" / f"u{i:02d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, 0.2 * harmonic(100 + 10 * i, 2.0), SR)
+        speech[f"u{i:02d}"] = str(path)
+    rng = np.random.default_rng(5)
+    for i, cat in enumerate(("things", "music", "animal")):
+        path = tmp_path / "noise" / f"n{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, (0.1 * rng.standard_normal(SR // 2)).astype(np.float32), SR)
+        noise[f"n{i}"], cats[f"n{i}"] = str(path), cat
+    return DrawPlan(speech, noise, cats, SR, 0.5, seed=3, noisy=True)
+
+
+def test_draws_are_fresh_per_epoch_reproducible_and_balanced(draw_plan):
+    a1, c1, l1, d1 = draw_plan.example(4, 1)
+    a2, c2, l2, d2 = draw_plan.example(4, 1)
+    assert np.array_equal(a1, a2) and l1 == l2 and d1 == d2  # same epoch: the same example
+    other = [draw_plan.example(4, e) for e in range(2, 6)]
+    assert any(not np.array_equal(c1, o[1]) for o in other)  # new crop
+    assert len({o[3] for o in other} | {d1}) > 1  # new clip / SNR
+    for epoch in (1, 2):
+        snrs = [draw_plan.example(i, epoch)[2]["snr"] for i in range(12)]
+        assert sorted(snrs) == sorted(list(range(6)) * 2)  # every SNR class twice per epoch
+
+
+def test_labels_come_from_the_mixture_used(draw_plan):
+    for index in range(12):
+        mixture, clean, labels, desc = draw_plan.example(index, 2)
+        if labels["snr"] == snr_class(None):
+            assert np.array_equal(mixture, clean) and labels["region"] == 3 and labels["category"] == 7
+            continue
+        noise = mixture.astype(np.float64) - clean
+        measured = 10 * np.log10(np.sum(clean.astype(np.float64) ** 2) / np.sum(noise ** 2))
+        assert measured == pytest.approx(SNRS_DB[labels["snr"]], abs=0.05)
+        assert labels["region"] == spectral_region(noise, SR)
+        assert labels["category"] == category_class(draw_plan.noise_cats[desc.split("@")[0]])
+
+
+# ---- caches, heads, statistics --------------------------------------------------------------
+
+def test_embedding_cache_is_keyed_by_encoder_and_files(tmp_path):
+    """The issue's corruption: a re-run with another seed under the same tag re-draws the MOS files
+    under the same names and counts and retrains the encoder; the cache must not be reused."""
+    from speechlib.tasks.mos_pretrain.downstream import cached_embeddings
+    from speechlib.tasks.mos_pretrain.systems import embed_files, encoder_identity, save_encoder
+
+    hp = {"sample_rate": SR, "mos_max_seconds": None}
+    items = []
+    for i in range(3):
+        path = tmp_path / "set" / f"f{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, tone(200 + 100 * i, 0.5), SR)
+        items.append((f"f{i}", str(path)))
+    kwargs = {"sinc_filters": 8, "sinc_kernel": 33, "channels": [8, 8, 8, 8, 8, 8, 8]}
+    runs = {}
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        encoder = PASEEncoder(**kwargs).eval()
+        save_encoder(tmp_path / f"enc{seed}", encoder, "pase", kwargs, {"seed": seed})
+        runs[seed] = encoder
+    folder = tmp_path / "run"
+    first = cached_embeddings(runs[1], folder, items, hp, "vcc_test", encoder_identity(tmp_path / "enc1"))
+    again = cached_embeddings(None, folder, items, hp, "vcc_test", encoder_identity(tmp_path / "enc1"))
+    assert np.array_equal(first, again)  # same encoder, same files: read back (encoder never called)
+    # seed 2: another encoder, and the set re-drawn into the same file names
+    for i, (_, path) in enumerate(items):
+        soundfile.write(path, tone(900 + 50 * i, 0.5), SR)
+    second = cached_embeddings(runs[2], folder, items, hp, "vcc_test", encoder_identity(tmp_path / "enc2"))
+    assert np.allclose(second, embed_files(runs[2], items, SR, None), atol=1e-6)
+    assert not np.allclose(second, first)
+    assert len(list(folder.glob("emb_vcc_test.*.npy"))) == 1  # the stale cache is gone
+    # same encoder, files rewritten with new content: recomputed again
+    soundfile.write(items[0][1], tone(3000, 0.5), SR)
+    third = cached_embeddings(runs[2], folder, items, hp, "vcc_test", encoder_identity(tmp_path / "enc2"))
+    assert not np.allclose(third[0], second[0]) and np.allclose(third[1:], second[1:], atol=1e-6)
+
+
+def test_head_ensemble_equals_heads_trained_alone():
+    from speechlib.nn.mos_head import MOSHeadEnsemble
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((40, 6)).astype(np.float32))
+    y = torch.from_numpy(rng.uniform(1, 5, 40).astype(np.float32))
+    seeds = [3, 8]
+    ens = MOSHeadEnsemble(2, 6, hidden=5, dropout=0.0, seeds=seeds)
+    opt = torch.optim.Adam(ens.parameters(), lr=1e-2, weight_decay=1e-3)
+    singles = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        head = MOSHead(6, 5, 0.0)
+        singles.append((head, torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=1e-3)))
+    orders = torch.stack([torch.randperm(40, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    for start in range(0, 40, 8):
+        idx = orders[:, start:start + 8]
+        opt.zero_grad()
+        ((ens(x[idx]) - y[idx]) ** 2).mean(1).sum().backward()
+        opt.step()
+        for k, (head, hopt) in enumerate(singles):
+            hopt.zero_grad()
+            torch.nn.functional.mse_loss(head(x[idx[k]]), y[idx[k]]).backward()
+            hopt.step()
+    for k, (head, _) in enumerate(singles):
+        assert torch.allclose(ens.head(k)(x), head(x), atol=1e-5)
+
+
+def test_heads_stop_early_and_report_every_head(tmp_path):
+    from speechlib.tasks.mos_pretrain.downstream import train_heads
+
+    rng = np.random.default_rng(0)
+    embs = {k: rng.standard_normal((30, 4)).astype(np.float32) for k in ("train", "valid", "test")}
+    targets = {k: (3 + embs[k][:, 0]).clip(1, 5).astype(np.float32) for k in embs}
+    utts = {k: [f"{k}{i}" for i in range(30)] for k in embs}
+    hp = {"sample_rate": SR, "corpus": "mini", "downstream": {"epochs": 400, "patience": 5, "log_every": 10, "batch_size": 16, "lr": 1e-1,
+                         "weight_decay": 0.0, "hidden": 8, "dropout": 0.0}}
+    result = train_heads(tmp_path, "vcc", embs, targets, utts, hp, [1, 2, 3])
+    assert result["epochs_run"] < 400 and len(result["heads"]) == 3
+    assert result["lcc"] == pytest.approx(np.mean([h["lcc"] for h in result["heads"]]))
+    pred = np.array(result["heads"][1]["predictions"])
+    assert result["heads"][1]["mse"] == pytest.approx(mse(pred, targets["test"]))
+
+
+def test_t_interval_and_batch_correlations_match_scipy():
+    from speechlib.metrics.seed_stats import batch_lcc, batch_srcc, t_interval
+
+    values = np.array([0.61, 0.65, 0.58, 0.70, 0.63])
+    mean, std, low, high = t_interval(values)
+    ref = scipy.stats.t.interval(0.95, 4, loc=values.mean(), scale=scipy.stats.sem(values))
+    assert (low, high) == pytest.approx(ref) and std == pytest.approx(values.std(ddof=1))
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((3, 50)), np.round(rng.standard_normal(50), 1)
+    assert batch_lcc(a, np.broadcast_to(b, a.shape)) == pytest.approx([scipy.stats.pearsonr(r, b)[0] for r in a])
+    assert batch_srcc(a, np.broadcast_to(b, a.shape)) == pytest.approx([scipy.stats.spearmanr(r, b)[0] for r in a])
+
+
+def test_seeded_difference_finds_a_real_gap_and_not_a_null_one():
+    from speechlib.metrics.seed_stats import seeded_accuracy_difference, seeded_difference
+
+    rng = np.random.default_rng(2)
+    target = rng.uniform(1, 5, 300)
+    good = target + rng.normal(0, 0.5, (5, 3, 300))
+    bad = target + rng.normal(0, 1.5, (5, 3, 300))
+    same = target + rng.normal(0, 0.5, (5, 3, 300))
+    diff, low, high = seeded_difference(good, bad, target, "lcc", samples=300)
+    assert low > 0 and low <= diff <= high
+    _, low, high = seeded_difference(good, same, target, "lcc", samples=300)
+    assert low < 0 < high
+    acc_a, acc_b = (rng.random((5, 200)) < 0.8).astype(int), (rng.random((5, 200)) < 0.5).astype(int)
+    diff, low, high = seeded_accuracy_difference(acc_a, acc_b, samples=300)
+    assert diff == pytest.approx(acc_a.mean() - acc_b.mean()) and low > 0.1
+
+
+def test_degradation_chain_keeps_length_and_applies_every_step(monkeypatch):
+    from speechlib.tasks.mos_pretrain import mini_mos
+
+    monkeypatch.setattr(mini_mos, "PROBS", {k: 1.0 for k in mini_mos.PROBS})
+    clean = 0.3 * harmonic(150, 1.0)
+    noise = np.random.default_rng(0).standard_normal(SR // 3).astype(np.float32)
+    out, desc = mini_mos.degrade(clean, noise, np.random.default_rng(1), SR)
+    assert out.shape == clean.shape and out.dtype == np.float32 and np.all(np.isfinite(out))
+    for step in ("reverb", "lowpass", "kb/s", "packet loss", "clipping", "noise"):
+        assert step in desc

@@ -17,8 +17,10 @@ from speechlib.signal.noise_labels import is_silent
 PROBS = {"reverb": 0.5, "noise": 0.4, "overlap": 0.1, "clip": 0.1, "bandrop": 0.4, "timemask": 0.2}
 
 
-def synthetic_rir(rng: np.random.Generator, sample_rate: int) -> np.ndarray:
-    rt60 = rng.uniform(0.2, 0.8)
+def synthetic_rir(rng: np.random.Generator, sample_rate: int,
+                  rt60_range: tuple[float, float] = (0.2, 0.8)) -> np.ndarray:
+    """Exponentially decaying Gaussian noise (-60 dB after RT60) after a direct-path impulse."""
+    rt60 = rng.uniform(*rt60_range)
     t = np.arange(int(rt60 * sample_rate)) / sample_rate
     rir = rng.standard_normal(t.size) * np.exp(-6.9 * t / rt60)
     rir[0] = 1.0

@@ -1,7 +1,9 @@
-"""Stage 4 (part) of egs/mos_pretrain: DNSMOS P.835 OVRL as an untrained reference row.
+"""Stage 4 (part) of egs/mos_pretrain: DNSMOS on the test files, a reference and a second label.
 
-DNSMOS (speechmos package, ONNX, offline) predicts MOS with no training on our sets; its OVRL
-score against the test labels goes into Table II/III as an extra reference.
+DNSMOS (speechmos package, ONNX, offline) predicts MOS with no training on our sets. Its P.835
+OVRL and P.808 scores against the test labels go into Tables II/III as reference rows (not
+competitors: on the mini sets the labels themselves come from another predictor, DistillMOS);
+the P.808 scores are also the second label source of the mini sets (agreement reported).
 """
 from __future__ import annotations
 
@@ -18,8 +20,24 @@ from speechlib.io.audio import load_audio
 from speechlib.io.errors import exit_on_input_error
 from speechlib.io.kaldi import read_dict
 from speechlib.metrics.correlation import mos_metrics
-from speechlib.metrics.enhancement import DNSMOS
 from speechlib.tasks.stage import start_stage
+
+
+class DNSMOSWithP808:
+    """speechmos' DNSMOS: P.835 OVRL and P.808 MOS of a 16 kHz signal (nan for silence)."""
+
+    def __init__(self) -> None:
+        from speechmos import dnsmos
+
+        self._run = dnsmos.run
+
+    def __call__(self, signal: np.ndarray) -> dict[str, float]:
+        peak = float(np.max(np.abs(signal))) if signal.size else 0.0
+        if peak < 1e-6:
+            return {"ovrl": math.nan, "p808": math.nan}
+        # speechmos insists on [-1, 1]
+        result = self._run((signal / peak * 0.9 if peak > 1 else signal).astype(np.float32), sr=16000)
+        return {"ovrl": float(result["ovrl_mos"]), "p808": float(result["p808_mos"])}
 
 
 def main() -> None:
@@ -30,7 +48,7 @@ def main() -> None:
     if stage.is_done(outputs):
         print("dnsmos: up to date")
         return
-    model = DNSMOS()
+    model = DNSMOSWithP808()
     for mos_set in hp["mos_sets"]:
         wavs = read_dict(data / f"{mos_set}_test" / "wav.scp")
         labels = read_dict(data / f"{mos_set}_test" / "utt2mos")
@@ -38,17 +56,21 @@ def main() -> None:
         for utt in tqdm(sorted(wavs), desc=f"DNSMOS {mos_set}", leave=False):
             signal = load_audio(wavs[utt], 16000, utt=utt, on_rate_mismatch="resample")[0]
             start = time.perf_counter()
-            score = model(signal, 16000)["dnsmos_ovrl"]
+            scores = model(signal)
             seconds += time.perf_counter() - start
             audio += signal.size / 16000
-            if not math.isnan(score):
-                preds[utt] = float(score)
+            if not math.isnan(scores["ovrl"]):
+                for key, value in scores.items():
+                    preds.setdefault(key, {})[utt] = value
                 targets.append(float(labels[utt]))
-        result = {"system": "dnsmos", "mos_set": mos_set, **mos_metrics(np.array(list(preds.values())), targets),
-                  "n_test": len(preds), "skipped": len(wavs) - len(preds),
+        ovrl = np.array(list(preds.get("ovrl", {}).values()))
+        p808 = np.array(list(preds.get("p808", {}).values()))
+        result = {"system": "dnsmos", "mos_set": mos_set, **mos_metrics(ovrl, targets),
+                  "p808": mos_metrics(p808, targets), "n_test": len(ovrl), "skipped": len(wavs) - len(ovrl),
                   "real_time_factor": audio / seconds if seconds else None, "predictions": preds}
         atomic_write_text(stage.exp_dir / "dnsmos" / f"mos_{mos_set}.json", json.dumps(result, indent=1) + "\n")
-        print(f"dnsmos: {mos_set}: MSE {result['mse']:.3f} LCC {result['lcc']:.3f} SRCC {result['srcc']:.3f}")
+        print(f"dnsmos: {mos_set}: OVRL vs labels LCC {result['lcc']:.3f}; P.808 vs labels LCC "
+              f"{result['p808']['lcc']:.3f}")
     stage.mark_done()
 
 

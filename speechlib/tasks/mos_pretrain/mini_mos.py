@@ -1,98 +1,180 @@
-"""Proxy MOS sets for the mini corpus, in the real corpora's release formats.
+"""Mini MOS sets for the mini corpus, labelled by a predictor trained on human ratings.
 
-The mini corpus has no listening-test scores. We degrade clean utterances (additive noise from
-the held-out noise clips at 0..45 dB, a range over which PESQ spreads, for the VCC-style set also low-pass filtering and
-clipping, which imitate band-limited and distorted synthetic speech) and label each file with
-wide-band PESQ (ITU-T P.862.2, already on the MOS-LQO scale) against its clean reference. PESQ's
-MOS-LQO spans about 1.0-4.64, inside the 1-5 range the MOS head clips to. The sets are written in
-NISQA's csv layout (filepath_deg, mos) and VCC2018's `mos_list.txt` layout, so the real corpora's
-prep code reads them. Files where PESQ finds no utterance are dropped (and counted).
+The mini corpus has no listening tests. We degrade clean mini utterances with a chain of
+distortions that are not only additive noise (each applied with its own probability, in this
+order): reverberation (synthetic exponential RIR, RT60 0.2-1.0 s), low-pass filtering (1-6 kHz),
+a real speech/audio codec through ffmpeg at a low bitrate (Opus 6-16 kb/s, MP3 8-24 kb/s, AAC
+12-32 kb/s; speechlib.signal.codecs), packet loss (20 ms frames zeroed at 2-20 %), clipping, and
+held-out noise clips at 0-40 dB SNR. Each file is labelled by DistillMOS (Stahl & Gamper 2025,
+`distillmos`: a small model distilled from an XLS-R quality model trained on human MOS; weights
+ship inside the wheel, so it runs offline). PESQ against the clean reference, the old proxy, was
+mostly a function of the added-noise SNR: exactly what the SNR and region workers learn, so the
+comparison was circular. DNSMOS P.808 (stage dnsmos) gives a second, independent label on the
+test files, reported beside.
+
+The sets are written in the real releases' layouts and then read by the same prep code as the
+real corpora: NISQA's `NISQA_corpus_file.csv` (one csv, `db` selects the set) plus a per-set
+`<SET>/<SET>_file.csv`, and VCC2018's MOSNet list `mos_list.txt` (`<wav>,<mean MOS>`).
 """
 from __future__ import annotations
 
-import math
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import butter, sosfilt
+import torch
+from scipy.signal import butter, fftconvolve, sosfilt
 from tqdm import tqdm
 
 from speechlib.data.nisqa import write_nisqa_csv
 from speechlib.io.audio import load_audio, write_audio
-from speechlib.metrics.enhancement import pesq_wb
+from speechlib.signal.codecs import encode_decode
 from speechlib.signal.mixing import fit_length, mix_at_snr
 from speechlib.signal.noise_labels import is_silent
+from speechlib.tasks.mos_pretrain.distortions import synthetic_rir
+
+# probability of each degradation step; codecs with their bitrate ranges (kb/s)
+PROBS = {"reverb": 0.3, "lowpass": 0.3, "codec": 0.4, "packet_loss": 0.25, "clip": 0.2, "noise": 0.6}
+CODEC_BITRATES = {"opus": (6, 16), "mp3": (8, 24), "aac": (12, 32)}
 
 
-def degrade(clean: np.ndarray, noise: np.ndarray, rng: np.random.Generator, sample_rate: int,
-            style: str) -> tuple[np.ndarray, str]:
-    """One degraded copy and a short description of what was done."""
-    out, parts = clean.copy(), []
-    if style == "vcc" and rng.random() < 0.5:
-        cutoff = float(rng.uniform(1500, 6000))
+def degrade(clean: np.ndarray, noise: np.ndarray, rng: np.random.Generator, sample_rate: int
+            ) -> tuple[np.ndarray, str]:
+    """One degraded copy (same length, float32) and a description of the steps applied."""
+    out, parts = clean.astype(np.float32), []
+    if rng.random() < PROBS["reverb"]:
+        rir = synthetic_rir(rng, sample_rate, rt60_range=(0.2, 1.0))
+        out = fftconvolve(out, rir)[: out.size].astype(np.float32)
+        parts.append("reverb")
+    if rng.random() < PROBS["lowpass"]:
+        cutoff = float(rng.uniform(1000, 6000))
         out = sosfilt(butter(8, cutoff, fs=sample_rate, output="sos"), out).astype(np.float32)
         parts.append(f"lowpass {cutoff:.0f} Hz")
-    if style == "vcc" and rng.random() < 0.3:
-        level = float(rng.uniform(0.05, 0.3)) * float(np.max(np.abs(out)))
+    if rng.random() < PROBS["codec"]:
+        codec = sorted(CODEC_BITRATES)[int(rng.integers(len(CODEC_BITRATES)))]
+        low, high = CODEC_BITRATES[codec]
+        kbps = int(rng.integers(low, high + 1))
+        peak = float(np.max(np.abs(out))) or 1.0
+        out = encode_decode(out / max(peak, 1.0), sample_rate, codec, kbps) * max(peak, 1.0)
+        parts.append(f"{codec} {kbps} kb/s")
+    if rng.random() < PROBS["packet_loss"]:
+        rate, frame = float(rng.uniform(0.02, 0.2)), int(0.02 * sample_rate)
+        lost = rng.random(int(np.ceil(out.size / frame))) < rate
+        out = out.copy()
+        for index in np.flatnonzero(lost):
+            out[index * frame:(index + 1) * frame] = 0.0
+        parts.append(f"packet loss {100 * rate:.0f} %")
+    if rng.random() < PROBS["clip"]:
+        level = float(rng.uniform(0.05, 0.4)) * float(np.max(np.abs(out)))
         out = np.clip(out, -level, level) / max(level, 1e-6) * 0.5
         parts.append("clipping")
-    if rng.random() < 0.9:
-        snr = float(rng.uniform(0, 45))
+    if rng.random() < PROBS["noise"] and not is_silent(out):
+        snr = float(rng.uniform(0, 40))
         out, _, _ = mix_at_snr(out, fit_length(noise, out.size, rng), snr)
         parts.append(f"noise {snr:.1f} dB")
     return out.astype(np.float32), ", ".join(parts) or "clean"
 
 
-def build_files(utts: list[tuple[str, str]], noises: list[np.ndarray], out_dir: Path, root: Path, style: str,
+_MODEL = None
+
+
+def _load_distillmos() -> None:
+    global _MODEL
+    torch.set_num_threads(1)
+    from distillmos import ConvTransformerSQAModel
+
+    _MODEL = ConvTransformerSQAModel().eval()
+
+
+def _score_files(paths: list[str]) -> list[float]:
+    """DistillMOS of each file (16 kHz), one model per worker process."""
+    if _MODEL is None:
+        _load_distillmos()
+    scores = []
+    with torch.inference_mode():
+        for path in paths:
+            signal = load_audio(path, 16000)[0]
+            scores.append(float(_MODEL(torch.from_numpy(signal)[None])[0]))
+    return scores
+
+
+def distillmos_scores(paths: list[str], nj: int, chunk: int = 16) -> list[float]:
+    """DistillMOS for every file, `nj` processes (the model is ~4 M parameters, 16 kHz input)."""
+    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    if nj <= 1:
+        results = [_score_files(c) for c in tqdm(chunks, desc="DistillMOS", leave=False)]
+    else:
+        with ProcessPoolExecutor(max_workers=nj, initializer=_load_distillmos) as pool:
+            results = list(tqdm(pool.map(_score_files, chunks), total=len(chunks), desc="DistillMOS", leave=False))
+    return [score for part in results for score in part]
+
+
+def build_files(utts: list[tuple[str, str]], noises: list[np.ndarray], out_dir: Path, root: Path, db: str,
                 rng: np.random.Generator, sample_rate: int, max_seconds: float) -> list[dict[str, object]]:
-    """Degrade and label every utterance into out_dir; NISQA-style rows, paths relative to root."""
+    """Degrade every utterance into out_dir; NISQA-style rows (paths relative to root), no MOS yet."""
     rows, dropped = [], 0
-    for utt, wav in tqdm(utts, desc=f"mini MOS ({style}) {out_dir.relative_to(root)}", leave=False):
-        clean, _ = load_audio(wav, sample_rate, utt=utt)
-        clean = clean[: int(max_seconds * sample_rate)]
+    for utt, wav in tqdm(utts, desc=f"mini MOS {db}", leave=False):
+        clean = load_audio(wav, sample_rate, utt=utt)[0][: int(max_seconds * sample_rate)]
         if is_silent(clean):
             dropped += 1
             continue
-        noisy, description = degrade(clean, noises[int(rng.integers(len(noises)))], rng, sample_rate, style)
-        score = pesq_wb(noisy, clean, sample_rate)
-        if math.isnan(score):
+        degraded, description = degrade(clean, noises[int(rng.integers(len(noises)))], rng, sample_rate)
+        if is_silent(degraded):
             dropped += 1
             continue
-        deg, ref = out_dir / f"{utt}.wav", out_dir.parent / "ref" / f"{utt}.wav"
-        write_audio(deg, noisy, sample_rate)
+        deg, ref = out_dir / "deg" / f"{utt}.wav", out_dir / "ref" / f"{utt}.wav"
+        write_audio(deg, degraded, sample_rate)
         write_audio(ref, clean, sample_rate)
-        rows.append({"db": f"mini_{style}", "con": description, "con_description": description,
-                     "filepath_deg": str(deg.relative_to(root)), "filepath_ref": str(ref.relative_to(root)),
-                     "mos": f"{min(max(score, 1.0), 5.0):.4f}"})
+        rows.append({"db": db, "con": description, "file": utt, "con_description": description,
+                     "filename_deg": deg.name, "filename_ref": ref.name, "source": "mini LibriSpeech",
+                     "lang": "en", "votes": "", "filepath_deg": str(deg.relative_to(root)),
+                     "filepath_ref": str(ref.relative_to(root))})
     if dropped:
-        print(f"mini MOS ({style}): {dropped} file(s) dropped (silent, or PESQ found no utterance)")
+        print(f"mini MOS {db}: {dropped} file(s) dropped (silent before or after degradation)")
     return rows
 
 
+def label_rows(rows: list[dict[str, object]], root: Path, nj: int) -> None:
+    """Fill each row's `mos` with DistillMOS of its degraded file."""
+    scores = distillmos_scores([str(root / str(r["filepath_deg"])) for r in rows], nj)
+    for row, score in zip(rows, scores):
+        row["mos"] = f"{min(max(score, 1.0), 5.0):.4f}"
+
+
 def build_mini_nisqa(utts, noises, sizes: dict[str, int], root: Path, seed: int, sample_rate: int,
-                     max_seconds: float) -> dict[str, str]:
-    """root/MINI_<SPLIT>/{deg/*.wav, MINI_<SPLIT>_file.csv}; returns {split: set name}."""
+                     max_seconds: float, nj: int) -> dict[str, str]:
+    """root/NISQA_corpus_file.csv and root/MINI_<SPLIT>/MINI_<SPLIT>_file.csv; {split: set name}."""
     rng = np.random.default_rng(seed)
-    order, start, names = rng.permutation(len(utts)), 0, {}
     if sum(sizes.values()) > len(utts):
         raise ValueError(f"mini NISQA: {sum(sizes.values())} files asked, {len(utts)} utterances available")
+    order, start, names, every = rng.permutation(len(utts)), 0, {}, []
     for split, count in sizes.items():
         name = f"MINI_{split.upper()}"
         chosen = [utts[i] for i in order[start:start + count]]
         start += count
-        rows = build_files(chosen, noises, root / name / "deg", root, "nisqa", rng, sample_rate, max_seconds)
+        rows = build_files(chosen, noises, root / name, root, name, rng, sample_rate, max_seconds)
+        label_rows(rows, root, nj)
         write_nisqa_csv(root / name / f"{name}_file.csv", rows)
+        every += rows
         names[split] = name
+    write_nisqa_csv(root / "NISQA_corpus_file.csv", every)
     return names
 
 
-def build_mini_vcc(utts, noises, total: int, root: Path, seed: int, sample_rate: int, max_seconds: float) -> Path:
-    """root/wav/*.wav and root/mos_list.txt (`<wav>,<mos>` lines), VCC2018's MOS release layout."""
+def build_mini_vcc(utts, noises, total: int, root: Path, seed: int, sample_rate: int, max_seconds: float,
+                   nj: int) -> Path:
+    """root/wav/*.wav and root/mos_list.txt (`<wav>,<mos>` lines, MOSNet's VCC2018 list)."""
     rng = np.random.default_rng(seed)
     if total > len(utts):
         raise ValueError(f"mini VCC: {total} files asked, {len(utts)} utterances available")
     chosen = [utts[i] for i in rng.permutation(len(utts))[:total]]
-    rows = build_files(chosen, noises, root / "wav", root, "vcc", rng, sample_rate, max_seconds)
-    lines = [f"{Path(str(r['filepath_deg'])).name},{r['mos']}" for r in rows]
+    rows = build_files(chosen, noises, root, root, "mini_vcc", rng, sample_rate, max_seconds)
+    label_rows(rows, root, nj)
+    wav_dir = root / "wav"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        os.replace(root / str(row["filepath_deg"]), wav_dir / str(row["filename_deg"]))
+    lines = [f"{row['filename_deg']},{row['mos']}" for row in rows]
     (root / "mos_list.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root / "mos_list.txt"

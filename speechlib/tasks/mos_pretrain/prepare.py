@@ -6,7 +6,7 @@
 Writes under data_folder: pretrain_train, pretrain_eval (LibriSpeech speech), noise_train,
 noise_test (utt2category: AudioSet top-level category), and <set>_{train,valid,test} (utt2mos)
 for set vcc and nisqa. An empty corpus variable means the mini corpus; for the MOS sets that
-means the proxy sets of speechlib.tasks.mos_pretrain.mini_mos (PESQ-labelled), built here in
+means the mini sets of speechlib.tasks.mos_pretrain.mini_mos (DistillMOS-labelled), built here in
 the corpora's release formats and then read by the same prep code as the real corpora.
 """
 from __future__ import annotations
@@ -19,17 +19,22 @@ import numpy as np
 from speechlib.data import librispeech, mini
 from speechlib.data.corpora import resolve_corpus
 from speechlib.data.datadir import combine_data_dirs, subset_data_dir
-from speechlib.data.nisqa import NISQA_SETS, find_set_csv, read_nisqa_csv, write_mos_datadir
+from speechlib.data.nisqa import NISQA_SETS, read_nisqa_set, write_mos_datadir
 from speechlib.data.noise_corpora import fsdkaggle2018_clips, named_clips, write_noise_datadir
-from speechlib.data.vcc2018 import read_mos_list, split_rows
+from speechlib.data.vcc2018 import read_vcc2018, split_rows
 from speechlib.io.audio import load_audio
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.io.kaldi import read_dict, write_table
 from speechlib.signal.noise_labels import is_silent
 from speechlib.tasks.mos_pretrain.mini_mos import build_mini_nisqa, build_mini_vcc
+from speechlib.tasks.mos_pretrain.systems import fingerprint
 from speechlib.tasks.stage import start_stage
 
 MOS_SPLITS = ("train", "valid", "test")
+PREPARE_KEYS = ("seed", "data_folder", "sample_rate", "mini_root", "librispeech", "fsdkaggle2018", "pnl", "noisex92",
+                "vcc2018", "nisqa", "pretrain_subsets", "pretrain_train_utts", "pretrain_eval_utts",
+                "noise_test_fraction", "vcc_split", "mini_vcc_sources", "mini_nisqa_source", "mini_nisqa_sizes",
+                "mini_mos_max_seconds")
 
 
 def pick(data_dir: Path, count: int | None, seed: int, dest: Path, exclude: set[str] = frozenset()) -> list[str]:
@@ -105,10 +110,12 @@ def prepare_noise(hp: dict, data: Path) -> None:
         write_table(out / "spk2utt", {c: c for c in chosen})
 
 
-def mini_sources(hp: dict, data: Path, subset: str) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
+def mini_sources(hp: dict, data: Path, subset: str, exclude: set[str] = frozenset()
+                 ) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
+    """Utterances of a mini LibriSpeech subset (minus `exclude`) and the held-out noise clips."""
     root = mini.librispeech_root(hp["mini_root"] or None)
     librispeech.prepare(root / subset, data / "local" / subset)
-    utts = sorted(read_dict(data / "local" / subset / "wav.scp").items())
+    utts = sorted((u, w) for u, w in read_dict(data / "local" / subset / "wav.scp").items() if u not in exclude)
     noises = [load_audio(w, hp["sample_rate"], on_rate_mismatch="resample")[0]
               for w in read_dict(data / "noise_test" / "wav.scp").values()]
     if not noises:
@@ -118,31 +125,35 @@ def mini_sources(hp: dict, data: Path, subset: str) -> tuple[list[tuple[str, str
 
 def prepare_mos(hp: dict, data: Path) -> dict[str, str]:
     labels = {}
+    nj = int(hp["nj"])
+    label_source = "DistillMOS (predictor trained on human ratings), mini degradations"
     # NISQA
     if str(hp["nisqa"] or "").strip():
         root = resolve_corpus("NISQA", hp["nisqa"], "")[0]
         set_names, labels["nisqa"] = NISQA_SETS, "subjective MOS (NISQA corpus)"
     else:
         root = data / "mini_mos" / "nisqa"
-        utts, noises = mini_sources(hp, data, hp["mini_nisqa_source"])
+        utts, noises = mini_sources(hp, data, hp["mini_nisqa_source"], exclude=set(read_dict(
+            data / "pretrain_train" / "wav.scp")) | set(read_dict(data / "pretrain_eval" / "wav.scp")))
         set_names = build_mini_nisqa(utts, noises, dict(hp["mini_nisqa_sizes"]), root, hp["seed"] + 7,
-                                     hp["sample_rate"], hp["mini_mos_max_seconds"])
-        labels["nisqa"] = "proxy: wide-band PESQ (MOS-LQO) against the clean reference"
+                                     hp["sample_rate"], hp["mini_mos_max_seconds"], nj)
+        labels["nisqa"] = label_source
     for split in MOS_SPLITS:
-        write_mos_datadir(read_nisqa_csv(find_set_csv(root, set_names[split]), root), data / f"nisqa_{split}")
+        write_mos_datadir(read_nisqa_set(root, set_names[split]), data / f"nisqa_{split}")
     # VCC2018
+    sizes = tuple(hp["vcc_split"])
     if str(hp["vcc2018"] or "").strip():
-        root = resolve_corpus("VCC2018", hp["vcc2018"], "", expect=("mos_list.txt", "wav"))[0]
-        sizes, labels["vcc"] = tuple(hp["vcc_split"]), "subjective MOS (VCC2018 listening test)"
-        rows = read_mos_list(root / "mos_list.txt", root / "wav")
+        rows, labels["vcc"] = read_vcc2018(resolve_corpus("VCC2018", hp["vcc2018"], "")[0])
     else:
         root = data / "mini_mos" / "vcc"
-        utts, noises = mini_sources(hp, data, hp["mini_vcc_source"])
-        sizes = tuple(hp["vcc_split"])
-        build_mini_vcc(utts, noises, min(len(utts), int(sum(sizes) * 1.1) + 2), root, hp["seed"] + 11,
-                       hp["sample_rate"], hp["mini_mos_max_seconds"])
-        rows = read_mos_list(root / "mos_list.txt", root / "wav")
-        labels["vcc"] = "proxy: wide-band PESQ (MOS-LQO) against the clean reference"
+        utts = []
+        for source in hp["mini_vcc_sources"]:
+            part, noises = mini_sources(hp, data, source)
+            utts += part
+        build_mini_vcc(utts, noises, min(len(utts), sum(sizes)), root, hp["seed"] + 11, hp["sample_rate"],
+                       hp["mini_mos_max_seconds"], nj)
+        rows, _ = read_vcc2018(root)
+        labels["vcc"] = label_source
     for split, part in zip(MOS_SPLITS, split_rows(rows, sizes, hp["seed"])):
         write_mos_datadir(part, data / f"vcc_{split}")
     return labels
@@ -152,6 +163,9 @@ def main() -> None:
     stage = start_stage("prepare")
     hp = stage.hparams
     data = Path(hp["data_folder"])
+    # done = same data options (not the whole config: a change of pre-training or head settings
+    # must not re-label the MOS sets)
+    stage.fingerprint = fingerprint(*(hp[k] for k in PREPARE_KEYS))
     outputs = [data / "pretrain_train" / "wav.scp", data / "noise_train" / "wav.scp"] + \
               [data / f"{s}_{p}" / "utt2mos" for s in ("vcc", "nisqa") for p in MOS_SPLITS]
     if stage.is_done(tuple(outputs)):

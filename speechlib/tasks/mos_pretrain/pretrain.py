@@ -5,7 +5,8 @@
 
 Group `pase` (Table I and the PASE rows of Tables II/III), `masked` (Mockingjay-style encoder)
 or `plus` (PASE+ baseline). Job j of nj trains the group's systems j, j+nj, ... one after the
-other in this process. Each system trains with SpeechBrain's Brain and Checkpointer under
+other in this process, once per pre-training seed (`pretrain_seeds`; a system's `seeds: N` keeps
+the first N). Each run trains with SpeechBrain's Brain and Checkpointer under
 exp/<tag>/encoders/<system>/ (a killed run resumes from its last checkpoint; a finished system
 with unchanged settings is skipped) and ends with encoder.pt + meta.json (parameter counts,
 throughput in utterances/s).
@@ -20,7 +21,6 @@ import numpy as np
 import speechbrain as sb
 import torch
 
-from speechlib.data.dataset import load_datadir_dataset
 from speechlib.io.audio import load_audio
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.io.kaldi import read_dict
@@ -29,12 +29,10 @@ from speechlib.nn.workers import WorkerSet
 from speechlib.signal import features
 from speechlib.tasks.brain import RecipeBrain
 from speechlib.tasks.mos_pretrain.distortions import distort
+from speechlib.tasks.mos_pretrain.noisy import LABEL_KEYS, DrawPlan, PretrainDataset
 from speechlib.tasks.mos_pretrain.systems import (TARGET_DIMS, build_encoder, count_params, encoder_kwargs,
-                                                  fingerprint, save_encoder, system_dir, system_names)
-from speechlib.tasks.stage import announce_resume, start_stage
-
-NOISE_KEYS = ("snr", "category", "region")
-
+                                                  fingerprint, run_dir, save_encoder, system_names, system_seeds)
+from speechlib.tasks.stage import announce_resume, set_seed, start_stage
 
 def spectral_targets(wav: torch.Tensor, names: list[str], sample_rate: int) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
@@ -96,7 +94,7 @@ class PretrainBrain(RecipeBrain):
             raw["prosody"] = batch.prosody[0]
         targets = {name: self.modules.norm(name, value) for name, value in raw.items()}
         targets["waveform"] = target_wav
-        for key in NOISE_KEYS:
+        for key in LABEL_KEYS:
             targets[key] = torch.tensor([int(v) for v in getattr(batch, key)], device=self.device)
         loss, parts = self.modules.workers(emb, targets)
         if feats is not None:
@@ -111,6 +109,7 @@ class PretrainBrain(RecipeBrain):
     def on_stage_start(self, stage, epoch=None):
         self.part_sums, self.part_count = {}, 0
         if stage == sb.Stage.TRAIN:
+            self.hparams.train_set.epoch = int(epoch)  # fresh crops, noise clips and SNRs every epoch
             self.epoch_start = time.time()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
@@ -127,59 +126,85 @@ class PretrainBrain(RecipeBrain):
                                                  num_to_keep=1)
 
 
-def make_dataset(hp: dict, spec: dict, split: str, rng: np.random.Generator):
-    """Input signal (`inp`), the signal the targets come from (`target`), prosody and labels."""
-    kind = "clean" if spec.get("data", "noisy") == "clean" else "noisy"
-    data = Path(hp["data_folder"]) / f"pretrain_{split}_{kind}"
-    dataset = load_datadir_dataset(data, hp["sample_rate"], tuple(f"utt2{k}" for k in NOISE_KEYS))
+def make_dataset(hp: dict, spec: dict, split: str, seed: int) -> PretrainDataset:
+    """Input signal (`inp`), the clean crop the SSL targets come from (`target`), prosody, labels:
+    drawn afresh for every epoch (noisy.DrawPlan); the validation split keeps epoch 0's draws."""
+    data = Path(hp["data_folder"])
     sr = hp["sample_rate"]
+    plan = DrawPlan.from_data(data, split, hp, seed, noisy=spec.get("data", "noisy") == "noisy")
     noises, others = [], []
     if spec.get("plus"):
         noises = [load_audio(w, sr, on_rate_mismatch="resample")[0]
-                  for w in read_dict(Path(hp["data_folder"]) / "noise_train" / "wav.scp").values()]
-        wavs = sorted(read_dict(data / "wav.scp").items())
-        others = [load_audio(w, sr)[0] for _, w in wavs[:64]]
+                  for w in read_dict(data / "noise_train" / "wav.scp").values()]
+        others = [load_audio(w, sr)[0] for _, w in sorted(read_dict(data / f"pretrain_{split}" / "wav.scp").items())[:64]]
     need_prosody = "prosody" in spec["workers"]
 
-    @sb.utils.data_pipeline.takes("sig")
-    @sb.utils.data_pipeline.provides("inp", "target", "prosody")
-    def pipeline(sig: torch.Tensor):
-        clean = sig.numpy()
-        inp = distort(clean, rng, sr, noises, others) if spec.get("plus") else clean
-        yield torch.from_numpy(np.ascontiguousarray(inp))
-        yield sig
-        yield torch.from_numpy(features.prosody(clean, sr)) if need_prosody else torch.zeros(1, 4)
+    def transform(item: dict, rng: np.random.Generator) -> dict:
+        clean = item["target"]
+        inp = distort(clean, rng, sr, noises, others) if spec.get("plus") else item["inp"]
+        item.update(inp=torch.from_numpy(np.ascontiguousarray(inp, dtype=np.float32)),
+                    target=torch.from_numpy(np.ascontiguousarray(clean, dtype=np.float32)),
+                    prosody=torch.from_numpy(features.prosody(clean, sr)) if need_prosody else torch.zeros(1, 4))
+        return item
 
-    dataset.add_dynamic_item(pipeline)
-    dataset.set_output_keys(["id", "inp", "target", "prosody", *NOISE_KEYS])
-    return dataset
+    return PretrainDataset(plan, transform)
 
 
-def train_system(name: str, stage, hp: dict) -> None:
+def data_fingerprint(hp: dict) -> str:
+    """What the pre-training data is made of: the utterance and noise lists (content, not counts)."""
+    data = Path(hp["data_folder"])
+    return fingerprint(*(read_dict(data / part / "wav.scp") for part in ("pretrain_train", "pretrain_eval",
+                                                                          "noise_train")),
+                       read_dict(data / "noise_train" / "utt2category"), hp["chunk_seconds"], hp["sample_rate"])
+
+
+@torch.no_grad()
+def calibrate_batchnorm(encoder: torch.nn.Module, train: PretrainDataset, batch_size: int) -> None:
+    """Running BatchNorm statistics of an untrained encoder from one pass over the training data,
+    so the random-initialisation control sees normalised activations (no weight is updated)."""
+    encoder.train()
+    train.epoch = 1
+    for start in range(0, len(train), batch_size):
+        encoder(torch.stack([train[i]["inp"] for i in range(start, min(len(train), start + batch_size))]))
+    encoder.eval()
+
+
+def train_system(name: str, seed: int, stage, hp: dict) -> None:
     spec = dict(hp["systems"][name])
     kind = spec["encoder"]
-    folder = system_dir(stage.exp_dir, name)
+    folder = run_dir(stage.exp_dir, hp, name, seed)
     kwargs = encoder_kwargs(hp, spec)
-    stamp = fingerprint(spec, kwargs, hp["pretrain"], hp["seed"], hp["noise_weights"], hp["noise_sign"],
-                        hp["waveform_decoder"], Path(hp["data_folder"]).resolve())
+    stamp = fingerprint(spec, kwargs, hp["pretrain"], seed, hp["noise_weights"], hp["noise_mode"],
+                        hp["waveform_decoder"], data_fingerprint(hp))
     done = folder / ".done"
     if done.is_file() and done.read_text().strip() == stamp and (folder / "encoder.pt").is_file():
-        print(f"pretrain: {name} is up to date ({folder})")
+        print(f"pretrain: {name} seed {seed} is up to date ({folder})")
         return
-    torch.manual_seed(hp["seed"])
-    rng = np.random.default_rng(hp["seed"])
+    set_seed(seed)
     opts = hp["pretrain"]
     encoder = build_encoder(kind, kwargs)
+    base_meta = {"system": name, "seed": seed, "spec": spec, "emb_dim": encoder.emb_dim,
+                 "encoder_params": count_params(encoder), "chunk_seconds": hp["chunk_seconds"]}
+    if not spec.get("train", True):  # controls: random initialisation, log-mel
+        if count_params(encoder):
+            calibrate_batchnorm(encoder, make_dataset(hp, spec, "train", seed), opts["batch_size"])
+        save_encoder(folder, encoder, kind, kwargs, {**base_meta, "worker_params": 0, "train_utts": 0,
+                                                     "epochs": 0, "train_seconds": 0.0, "device": "cpu"},
+                     sample_rate=hp["sample_rate"], corpus=str(hp["corpus"]))
+        done.write_text(stamp + "\n")
+        print(f"pretrain: {name} seed {seed}: untrained control saved", flush=True)
+        return
     workers_list = list(spec["workers"])
     dims = {n: TARGET_DIMS[n] for n in workers_list if n in TARGET_DIMS}
-    workers = WorkerSet(workers_list, encoder.emb_dim, dims, hp["noise_weights"], hp["noise_sign"],
+    workers = WorkerSet(workers_list, encoder.emb_dim, dims, hp["noise_weights"], hp["noise_mode"],
                         waveform_decoder=hp["waveform_decoder"])
     modules = {"encoder": encoder, "workers": workers, "norm": TargetNorm(dims)}
     if kind == "masked":
         modules["recon"] = torch.nn.Linear(encoder.emb_dim, encoder.n_mels)
-    train = make_dataset(hp, spec, "train", rng)
-    valid = make_dataset(hp, spec, "eval", np.random.default_rng(hp["seed"] + 1))
-    # target statistics from the first training utterances
+    train = make_dataset(hp, spec, "train", seed)
+    valid = make_dataset(hp, spec, "eval", seed + 1000)
+    # target statistics from the first training utterances (epoch 1's draws)
+    train.epoch = 1
     sample = [train[i] for i in range(min(len(train), opts["norm_utts"]))]
     wav = torch.stack([s["target"] for s in sample])
     stats = spectral_targets(wav, workers.regression_targets(), hp["sample_rate"])
@@ -189,31 +214,32 @@ def train_system(name: str, stage, hp: dict) -> None:
     epoch_counter = sb.utils.epoch_loop.EpochCounter(limit=opts["epochs"])
     checkpointer = sb.utils.checkpoints.Checkpointer(folder / "save", recoverables={
         **modules, "counter": epoch_counter})
-    brain_hp = {"kind": kind, "workers": workers, "sample_rate": hp["sample_rate"],
+    brain_hp = {"kind": kind, "workers": workers, "sample_rate": hp["sample_rate"], "train_set": train,
                 "mask_proportion": hp["mask_proportion"],
                 "train_logger": sb.utils.train_logger.FileTrainLogger(str(folder / "train_log.txt")),
                 "tb_logger": sb.utils.train_logger.TensorboardLogger(str(folder / "tensorboard"))}
     lr = opts["lr_masked"] if kind == "masked" else opts["lr"]
     brain = PretrainBrain(modules=modules, opt_class=lambda params: torch.optim.Adam(params, lr=lr),
                           hparams=brain_hp, run_opts=stage.run_opts, checkpointer=checkpointer)
-    print(f"pretrain: {name} ({kind}, {spec.get('data', 'noisy')} data, workers {', '.join(workers_list)})",
-          flush=True)
+    print(f"pretrain: {name} seed {seed} ({kind}, {spec.get('data', 'noisy')} data, "
+          f"workers {', '.join(workers_list)})", flush=True)
     announce_resume(checkpointer)
-    loader = {"batch_size": opts["batch_size"], "shuffle": True}
+    collate = {"collate_fn": sb.dataio.batch.PaddedBatch}
+    loader = {"batch_size": opts["batch_size"], "shuffle": True, **collate}
     brain.fit(epoch_counter, train, valid, train_loader_kwargs=loader,
-              valid_loader_kwargs={"batch_size": opts["batch_size"]})
+              valid_loader_kwargs={"batch_size": opts["batch_size"], **collate})
     latest = checkpointer.find_checkpoint()
     seconds = float(latest.meta.get("train_seconds", 0.0)) if latest else 0.0
     seconds = getattr(brain, "train_seconds", 0.0) or seconds
     utts = len(train) * opts["epochs"]
-    meta = {"system": name, "spec": spec, "emb_dim": encoder.emb_dim, "encoder_params": count_params(encoder),
+    meta = {**base_meta,
             "worker_params": count_params(workers) + (count_params(modules["recon"]) if "recon" in modules else 0),
             "train_utts": len(train), "epochs": opts["epochs"], "train_seconds": round(seconds, 2),
-            "throughput_utts_per_s": round(utts / seconds, 3) if seconds else None,
-            "device": str(brain.device), "chunk_seconds": hp["chunk_seconds"]}
-    save_encoder(folder, brain.modules.encoder.cpu(), kind, kwargs, meta)
+            "throughput_utts_per_s": round(utts / seconds, 3) if seconds else None, "device": str(brain.device)}
+    save_encoder(folder, brain.modules.encoder.cpu(), kind, kwargs, meta, sample_rate=hp["sample_rate"],
+                 corpus=str(hp["corpus"]))
     done.write_text(stamp + "\n")
-    print(f"pretrain: {name} done, {meta['encoder_params']} encoder parameters, "
+    print(f"pretrain: {name} seed {seed} done, {meta['encoder_params']} encoder parameters, "
           f"{meta['throughput_utts_per_s']} utterances/s on {meta['device']}", flush=True)
 
 
@@ -229,10 +255,10 @@ def main() -> None:
     nj = int(hp["nj"])
     if not 1 <= job <= nj:
         raise InputError(f"--job {job} must be in 1..{nj} (--nj)")
-    names = system_names(hp, group)[job - 1::nj]
-    for name in names:
-        train_system(name, stage, hp)
-    print(f"pretrain: group {group}, job {job}/{nj}: {len(names)} system(s) ready")
+    units = [(name, seed) for name in system_names(hp, group) for seed in system_seeds(hp, name)][job - 1::nj]
+    for name, seed in units:
+        train_system(name, seed, stage, hp)
+    print(f"pretrain: group {group}, job {job}/{nj}: {len(units)} (system, seed) run(s) ready")
 
 
 if __name__ == "__main__":

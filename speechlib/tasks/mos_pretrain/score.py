@@ -1,8 +1,13 @@
-"""Stage 6 of egs/mos_pretrain: Tables I, II, III and Figure 2 into exp/<tag>/RESULTS.md.
+"""Stage 6 of egs/mos_pretrain: Tables I, II, III, controls, linear probes, label histograms and
+Figure 2 into exp/<tag>/RESULTS.md.
 
-Every number comes from this run's files (encoders/<system>/meta.json and mos_<set>.json,
-dnsmos/mos_<set>.json); the paper's numbers are printed under ours. A row that could not be
-produced says why in its first cell.
+Every number comes from this run's files (<run>/meta.json, mos_<set>.json, probe.json for every
+(system, pre-training seed) run; dnsmos/mos_<set>.json; data/<tag>/pretrain_labels.json); the
+paper's numbers are printed under ours. A row's metrics are means over pre-training seeds x head
+seeds (± their std); its 95 % CI is a t interval over the pre-training seeds (each averaged over
+its heads); the difference to the PASE baseline is a two-level bootstrap (test files paired,
+seeds resampled per system: speechlib.metrics.seed_stats). A row that could not be produced says
+why in its first cell.
 """
 from __future__ import annotations
 
@@ -14,10 +19,14 @@ import numpy as np
 from speechlib.io.audio import load_audio
 from speechlib.io.errors import exit_on_input_error
 from speechlib.io.kaldi import read_dict
+from speechlib.data.mini import CATEGORIES
+from speechlib.metrics.seed_stats import seeded_accuracy_difference, seeded_difference, t_interval
+from speechlib.results.plots import scatter_lcc
 from speechlib.results.tables import ResultTable, write_results
 from speechlib.signal.mixing import fit_length, mix_at_snr
-from speechlib.signal.noise_labels import REGIONS, band_energies
-from speechlib.tasks.mos_pretrain.systems import system_dir
+from speechlib.signal.noise_labels import REGIONS, SNRS_DB, band_energies, region_edges
+from speechlib.tasks.mos_pretrain.noisy import LABEL_KEYS
+from speechlib.tasks.mos_pretrain.systems import run_dir, system_dir, system_names, system_seeds
 from speechlib.tasks.stage import start_stage
 
 # (row label, system, paper MSE, LCC, SRCC) -- Table I, VCC2018
@@ -55,74 +64,243 @@ TABLE3 = [
     ("Masked Encoder + Noise workers", "masked_noise", 1.149, 0.453, 0.443),
 ]
 DNSMOS_ROW = "DNSMOS P.835 OVRL (reference, not trained)"
+DNSMOS_P808_ROW = "DNSMOS P.808 (reference, not trained)"
+
+
+CONTROLS = [
+    ("Random-init PASE (untrained)", "pase_random"),
+    ("Mean-pooled log-mel (no encoder)", "logmel"),
+    ("PASE on noisy data, no noise workers", "pase_noisy_ssl"),
+]
+BASELINE = "pase_baseline"
+METRIC_COLUMNS = ["MSE", "LCC", "SRCC", "LCC 95% CI", "ΔMSE vs PASE baseline", "ΔLCC vs PASE baseline",
+                  "ΔSRCC vs PASE baseline", "runs"]
 
 
 def read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def metric_cells(result: dict | None) -> list:
-    if result is None:
-        return ["not run: stage 5 produced no result", None, None]
-    if "not_run" in result:
-        return [result["not_run"], None, None]
-    return [result["mse"], result["lcc"], result["srcc"]]
+def load_runs(exp: Path, hp: dict, system: str, name: str) -> list[dict] | str:
+    """The result files `name` of every pre-training seed of `system` (externals: one), or why none."""
+    if system in (hp["external_systems"] or {}):
+        result = read_json(system_dir(exp, system) / name)
+        return result["not_run"] if result and "not_run" in result else [result] if result else \
+            "not run: stage 5 produced no result"
+    if system not in hp["systems"]:
+        return "not run: not in this config"
+    runs = [read_json(run_dir(exp, hp, system, seed) / name) for seed in system_seeds(hp, system)]
+    runs = [r for r in runs if r is not None]
+    return runs or "not run: stage 5 produced no result"
+
+
+def predictions(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(seeds, heads, items) predictions and the (items,) targets of a row's runs."""
+    return (np.array([[h["predictions"] for h in r["heads"]] for r in runs]), np.array(runs[0]["targets"]))
+
+
+def pm(values) -> str:
+    mean, std, _, _ = t_interval(values)
+    return f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def interval(mean: float, low: float, high: float, signed: bool = False) -> str:
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    if np.isnan(low):
+        return fmt.format(mean) + " (one seed: no CI)"
+    return f"{fmt.format(mean)} [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def metric_row(runs: list[dict] | str, base: list[dict] | str, hp: dict) -> list:
+    """Cells of METRIC_COLUMNS for one system (strings: mean ± std, intervals)."""
+    if isinstance(runs, str):
+        return [runs] + [None] * (len(METRIC_COLUMNS) - 1)
+    heads = {m: [h[m] for r in runs for h in r["heads"]] for m in ("mse", "lcc", "srcc")}
+    seed_lcc = [np.mean([h["lcc"] for h in r["heads"]]) for r in runs]
+    cells = [pm(heads["mse"]), pm(heads["lcc"]), pm(heads["srcc"]), interval(*_mean_ci(seed_lcc))]
+    if isinstance(base, str) or runs is base:
+        cells += ["–", "–", "–"]
+    else:
+        pred, target = predictions(runs)
+        base_pred, _ = predictions(base)
+        for metric in ("mse", "lcc", "srcc"):
+            cells.append(interval(*seeded_difference(pred, base_pred, target, metric, int(hp["bootstrap"]),
+                                                     seed=int(hp["seed"])), signed=True))
+    return cells + [f"{len(runs)} x {len(runs[0]['heads'])}"]
+
+
+def _mean_ci(values) -> tuple[float, float, float]:
+    mean, _, low, high = t_interval(values)
+    return mean, low, high
+
+
+def metric_table(title: str, rows: list[tuple[str, str]], exp: Path, hp: dict, mos_set: str,
+                 paper: dict | None = None, caption: str = "") -> ResultTable:
+    base = load_runs(exp, hp, BASELINE, f"mos_{mos_set}.json")
+    cells = {label: metric_row(load_runs(exp, hp, system, f"mos_{mos_set}.json"), base, hp)
+             for label, system in rows}
+    return ResultTable(title, METRIC_COLUMNS, cells, paper=paper or {}, decimals=3, caption=caption)
+
+
+def table1(exp: Path, hp: dict, vcc: str) -> ResultTable:
+    paper = {label: [*nums, None, None, None, None, None] for label, _, *nums in TABLE1}
+    return metric_table(f"Table I: worker ablation, PASE encoder, {vcc}", [(l, s) for l, s, *_ in TABLE1],
+                        exp, hp, "vcc", paper,
+                        "Upper half: PASE baseline (clean data) minus one worker; lower half: PASE + noise workers "
+                        "(noisy data) minus workers. MSE/LCC/SRCC: mean ± std over pre-training seeds x head "
+                        "seeds (runs); LCC 95% CI: t interval over pre-training seeds; Δ: difference to the PASE "
+                        "baseline with its 95% two-level bootstrap CI (test files paired, seeds resampled).")
+
+
+def controls_table(exp: Path, hp: dict, vcc: str) -> ResultTable:
+    rows = [("PASE baseline", BASELINE), *CONTROLS, ("PASE + Noise workers", "pase_noise")]
+    return metric_table(f"Controls, {vcc}", rows, exp, hp, "vcc",
+                        caption="Same columns as Table I. The untrained PASE and the log-mel average show what "
+                                "the MOS head gets without pre-training; PASE on the noisy data without noise "
+                                "workers separates the effect of the noisy data from that of the workers.")
+
+
+def reference_rows(exp: Path, mos_set: str) -> dict[str, list]:
+    dns = read_json(exp / "dnsmos" / f"mos_{mos_set}.json")
+    rows = {}
+    for label, key in ((DNSMOS_ROW, None), (DNSMOS_P808_ROW, "p808")):
+        if dns is None:
+            rows[label] = ["not run: stage 4 produced no result", None, None]
+        else:
+            res = dns if key is None else dns[key]
+            rows[label] = [res["mse"], res["lcc"], res["srcc"]]
+    return rows
+
+
+def table2(exp: Path, hp: dict, vcc: str) -> ResultTable:
+    cols = ["Emb. Dim", "Total Param", "Encoder Param", "MSE", "LCC", "SRCC"]
+    rows, paper = {}, {}
+    for label, system, dim, total, *nums in TABLE2:
+        runs = load_runs(exp, hp, system, "mos_vcc.json")
+        meta = read_json((system_dir(exp, system) if system not in hp["systems"] else
+                          run_dir(exp, hp, system, system_seeds(hp, system)[0])) / "meta.json") or {}
+        if isinstance(runs, str):
+            rows[label] = [runs, None, None, None, None, None]
+        else:
+            enc = meta.get("encoder_params")
+            total_ours = None if enc is None else enc + int(meta.get("worker_params", 0))
+            metrics = [pm([h[m] for r in runs for h in r["heads"]]) for m in ("mse", "lcc", "srcc")]
+            rows[label] = [meta.get("emb_dim"), millions(total_ours), millions(enc), *metrics]
+        paper[label] = [dim, total, None, *nums]
+    for label, cells in reference_rows(exp, "vcc").items():
+        rows[label] = [None, None, None, *cells]
+    return ResultTable(f"Table II: encoder comparison, {vcc}", cols, rows, paper=paper, decimals=3,
+                       caption="Total Param: encoder + pre-training workers (ours, counted from the models); "
+                               "Encoder Param: what the MOS head sees. The paper does not say which it counts. "
+                               "MSE/LCC/SRCC: mean ± std over runs. DNSMOS rows: a reference scored against the "
+                               "labels, not a competitor (on the mini sets the labels come from DistillMOS).")
+
+
+def table3(exp: Path, hp: dict, nisqa: str) -> ResultTable:
+    rows, paper = {}, {}
+    for label, system, *nums in TABLE3:
+        runs = load_runs(exp, hp, system, "mos_nisqa.json")
+        rows[label] = [runs, None, None] if isinstance(runs, str) else \
+            [pm([h[m] for r in runs for h in r["heads"]]) for m in ("mse", "lcc", "srcc")]
+        paper[label] = list(nums)
+    rows.update(reference_rows(exp, "nisqa"))
+    return ResultTable(f"Table III: {nisqa}", ["MSE", "LCC", "SRCC"], rows, paper=paper, decimals=3,
+                       caption="Mean ± std over runs (pre-training seeds x head seeds).")
+
+
+def probe_systems(hp: dict) -> list[tuple[str, str]]:
+    labels = {system: label for label, system, *_ in TABLE1}
+    labels.update({system: label for label, system in CONTROLS})
+    labels.update({"masked_baseline": "ME baseline", "masked_noise": "ME + Noise workers", "pase_plus": "PASE+"})
+    names = [n for group in ("pase", "control", "masked", "plus") for n in system_names(hp, group)]
+    return [(labels.get(n, n), n) for n in names]
+
+
+def probe_table(exp: Path, hp: dict) -> tuple[ResultTable, dict]:
+    cols = ["SNR class", "category", "region", "runs"]
+    rows: dict[str, list] = {}
+    correct: dict[str, np.ndarray] = {}
+    chance = None
+    for label, system in probe_systems(hp):
+        runs = load_runs(exp, hp, system, "probe.json")
+        if isinstance(runs, str):
+            rows[label] = [runs, None, None, None]
+            continue
+        rows[label] = [interval(*_mean_ci([r[k]["accuracy"] for r in runs])) for k in LABEL_KEYS] + [len(runs)]
+        correct[system] = np.array([r["snr"]["correct"] for r in runs])
+        chance = [runs[0][k]["chance"] for k in LABEL_KEYS]
+    if chance is not None:
+        rows["majority class (chance)"] = [f"{c:.3f}" for c in chance] + [None]
+    table = ResultTable("Linear probes of the frozen encoders (held-out noisy chunks)", cols, rows, decimals=3,
+                        caption="Accuracy of a logistic-regression probe on the mean-pooled embedding, trained on "
+                                "probe_train and tested on probe_test (noisy 1 s chunks of held-out speech, split "
+                                "by utterance): mean [95% t CI over pre-training seeds]. Classes: SNR 6, category "
+                                "8, region 4 (clean included).")
+    return table, correct
+
+
+def probe_differences(correct: dict[str, np.ndarray], hp: dict) -> ResultTable:
+    rows = {}
+    for label, system, base in (("PASE + noise workers − PASE baseline", "pase_noise", BASELINE),
+                                ("PASE + noise workers − PASE on noisy data (no noise workers)", "pase_noise",
+                                 "pase_noisy_ssl"),
+                                ("PASE + noise workers − SNR worker", "pase_noise", "pase_noise_no_snr")):
+        if system in correct and base in correct:
+            diff = seeded_accuracy_difference(correct[system], correct[base], int(hp["bootstrap"]), int(hp["seed"]))
+            rows[label] = [interval(*diff, signed=True), "yes" if diff[1] > 0 or diff[2] < 0 else "no"]
+        else:
+            rows[label] = ["not run: probe results missing", None]
+    return ResultTable("SNR-class probe: differences", ["Δ accuracy [95% CI]", "CI excludes 0"], rows,
+                       caption="Two-level bootstrap: probe test chunks paired, pre-training seeds resampled per "
+                               "system.")
+
+
+def histogram_table(data: Path) -> ResultTable:
+    info = read_json(data / "pretrain_labels.json")
+    names = {"snr": [f"{s} dB" for s in SNRS_DB] + ["clean"], "category": list(CATEGORIES) + ["clean"],
+             "region": [f"{r}" for r in REGIONS] + ["clean"]}
+    rows = {}
+    if info is None:
+        return ResultTable("Noise-label histograms", ["counts"], {"all": ["not run: stage 1 produced none"]})
+    for key in LABEL_KEYS:
+        counts = info["histograms"][key]
+        total = sum(counts) or 1
+        rows[key] = ["; ".join(f"{n} {c} ({100 * c / total:.0f}%)" for n, c in zip(names[key], counts))]
+    edges = region_edges(16000)
+    return ResultTable("Noise-label histograms of the pre-training draws", ["class counts (share)"], rows,
+                       caption=f"Every draw of {info['epochs']} epoch(s) x {info['utterances']} utterances (fresh "
+                               f"crop, clip and SNR per epoch). Regions: thirds of the mel scale, edges "
+                               f"{edges[0]:.0f} Hz and {edges[1]:.0f} Hz at 16 kHz.")
 
 
 def millions(count: int | None) -> str | None:
     return None if count is None else f"{count / 1e6:.2f}M"
 
 
-def table1(exp: Path, vcc: str) -> ResultTable:
-    rows, paper = {}, {}
-    for label, system, *nums in TABLE1:
-        rows[label] = metric_cells(read_json(system_dir(exp, system) / "mos_vcc.json"))
-        paper[label] = list(nums)
-    return ResultTable(f"Table I: worker ablation, PASE encoder, {vcc}", ["MSE", "LCC", "SRCC"], rows,
-                       paper=paper, decimals=3,
-                       caption="Upper half: PASE baseline (clean data) minus one worker; lower half: PASE + noise "
-                               "workers (noisy data) minus workers.")
-
-
-def table2(exp: Path, vcc: str) -> ResultTable:
-    cols = ["Emb. Dim", "Total Param", "Encoder Param", "MSE", "LCC", "SRCC"]
-    rows, paper = {}, {}
-    for label, system, dim, total, *nums in TABLE2:
-        folder = system_dir(exp, system)
-        meta = read_json(folder / "meta.json") or {}
-        result = read_json(folder / "mos_vcc.json")
-        if result is not None and "not_run" in result:
-            rows[label] = [result["not_run"], None, None, None, None, None]
-        else:
-            enc = meta.get("encoder_params")
-            total_ours = None if enc is None else enc + int(meta.get("worker_params", 0))
-            rows[label] = [meta.get("emb_dim"), millions(total_ours), millions(enc)] + metric_cells(result)
-        paper[label] = [dim, total, None, *nums]
-    dns = read_json(exp / "dnsmos" / "mos_vcc.json")
-    rows[DNSMOS_ROW] = [None, None, None] + metric_cells(dns)
-    return ResultTable(f"Table II: encoder comparison, {vcc}", cols, rows, paper=paper, decimals=3,
-                       caption="Total Param: encoder + pre-training workers (ours, counted from the models); "
-                               "Encoder Param: what the MOS head sees. The paper does not say which it counts.")
-
-
-def table3(exp: Path, nisqa: str) -> ResultTable:
-    rows, paper = {}, {}
-    for label, system, *nums in TABLE3:
-        rows[label] = metric_cells(read_json(system_dir(exp, system) / "mos_nisqa.json"))
-        paper[label] = list(nums)
-    rows[DNSMOS_ROW] = metric_cells(read_json(exp / "dnsmos" / "mos_nisqa.json"))
-    return ResultTable(f"Table III: {nisqa}", ["MSE", "LCC", "SRCC"], rows, paper=paper, decimals=3)
-
-
 def throughput_table(exp: Path, hp: dict) -> ResultTable:
     rows = {}
-    for system in list(hp["pase_systems"]) + list(hp["masked_systems"]) + list(hp["plus_systems"]):
-        meta = read_json(system_dir(exp, system) / "meta.json") or {}
-        rows[system] = [meta.get("device"), meta.get("train_utts"), meta.get("epochs"),
-                        meta.get("train_seconds"), meta.get("throughput_utts_per_s")]
-    rows["paper settings on GPU"] = ["not run: no GPU in this session", None, None, None, None]
-    return ResultTable("Pre-training cost (this run)", ["device", "utterances", "epochs", "seconds", "utterances/s"],
-                       rows, decimals=2, caption=f"{hp['chunk_seconds']} s chunks; training time only (no validation).")
+    for group in ("pase", "control", "masked", "plus"):
+        for system in system_names(hp, group):
+            metas = [read_json(run_dir(exp, hp, system, seed) / "meta.json") or {} for seed in system_seeds(hp, system)]
+            first = metas[0]
+            rows[system] = [first.get("device"), first.get("train_utts"), first.get("epochs"), len(metas),
+                            sum(float(m.get("train_seconds") or 0.0) for m in metas),
+                            first.get("throughput_utts_per_s")]
+    rows["paper settings on GPU"] = ["not run: no GPU in this session", None, None, None, None, None]
+    return ResultTable("Pre-training cost (this run)", ["device", "utterances", "epochs", "seeds",
+                                                        "seconds (all seeds)", "utterances/s (seed 1)"],
+                       rows, decimals=2, caption=f"{hp['chunk_seconds']} s chunks; training time only (no "
+                                                 "validation); a shared, loaded 2-core machine.")
+
+
+def label_agreement(exp: Path) -> str:
+    parts = []
+    for mos_set in ("vcc", "nisqa"):
+        dns = read_json(exp / "dnsmos" / f"mos_{mos_set}.json")
+        if dns:
+            parts.append(f"{mos_set} test: LCC {dns['p808']['lcc']:.3f}, SRCC {dns['p808']['srcc']:.3f} "
+                         f"(n={dns['n_test']})")
+    return "; ".join(parts) or "not run"
 
 
 def figure2(exp: Path, hp: dict) -> str:
@@ -152,8 +330,9 @@ def figure2(exp: Path, hp: dict) -> str:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [2, 1]})
     smooth = np.convolve(power, np.ones(64) / 64, mode="same")
     ax1.semilogy(freqs, smooth + 1e-12, lw=0.8)
+    edges = [0.0, *region_edges(sr), sr / 2]
     for i, colour in enumerate(("tab:blue", "tab:orange", "tab:green")):
-        ax1.axvspan(i * sr / 6, (i + 1) * sr / 6, alpha=0.12, color=colour, label=REGIONS[i])
+        ax1.axvspan(edges[i], edges[i + 1], alpha=0.12, color=colour, label=f"{REGIONS[i]} (mel third)")
     ax1.set_xlabel("frequency (Hz)")
     ax1.set_ylabel("noise power")
     ax1.legend(loc="upper right")
@@ -167,28 +346,46 @@ def figure2(exp: Path, hp: dict) -> str:
     return "figure2.png"
 
 
+def scatter(exp: Path, hp: dict) -> str | None:
+    """Predicted vs DistillMOS (or real) labels of the PASE baseline's first run and head."""
+    runs = load_runs(exp, hp, BASELINE, "mos_vcc.json")
+    if isinstance(runs, str):
+        return None
+    scatter_lcc(runs[0]["targets"], runs[0]["heads"][0]["predictions"], exp / "scatter_pase_baseline_vcc.png",
+                title="PASE baseline, VCC-style test")
+    return "scatter_pase_baseline_vcc.png"
+
+
 def main() -> None:
     stage = start_stage("score")
     hp = stage.hparams
     exp = stage.exp_dir
-    info = read_json(Path(hp["data_folder"]) / "info.json") or {}
+    data = Path(hp["data_folder"])
+    info = read_json(data / "info.json") or {}
     labels = info.get("mos_labels", {})
+    mini = "DistillMOS" in labels.get("vcc", "")
     notes = "\n".join([
         f"MOS labels: VCC2018 column: {labels.get('vcc', '?')}; NISQA column: {labels.get('nisqa', '?')}.",
+        f"Second label source, DNSMOS P.808 against these labels on the test files: {label_agreement(exp)}.",
         f"Data counts: {json.dumps(info.get('counts', {}))}.",
-        "Downstream: frozen encoder, frame embeddings mean-pooled over time, head 64-LayerNorm-ReLU-dropout "
-        f"0.2, output clipped to [1, 5], {hp['downstream']['epochs']} epochs (paper 1000), best validation epoch.",
-        f"Pre-training: {hp['pretrain']['epochs']} epochs (paper 60) on {info.get('counts', {}).get('pretrain_train')} "
-        "utterances; paper-scale configs (conf/paper_*.yaml) were not run: no GPU in this session.",
-        "wav2vec 2.0 / HuBERT / Dasheng rows need local weights (db.sh); DNSMOS is an untrained reference row.",
+        "Downstream: frozen encoder, frame embeddings mean-pooled over time, head 64-LayerNorm-ReLU-dropout 0.2, "
+        f"output clipped to [1, 5], up to {hp['downstream']['epochs']} epochs with early stopping (patience "
+        f"{hp['downstream']['patience']}) on validation MSE; {len(hp['head_seeds'])} head seeds per encoder.",
+        f"Pre-training: {hp['pretrain']['epochs']} epochs (paper 60) on "
+        f"{info.get('counts', {}).get('pretrain_train')} utterances, fresh draws every epoch, seeds "
+        f"{list(hp['pretrain_seeds'])}; paper-scale configs (conf/paper_*.yaml) were not run: no GPU in this session.",
+        "wav2vec 2.0 / HuBERT / Dasheng rows need local weights (db.sh).",
     ])
-    proxy = "proxy" in labels.get("vcc", "")
-    vcc = "mini VCC2018-format set, PESQ labels" if proxy else "VCC2018 test set"
-    nisqa = "mini NISQA-format set, PESQ labels" if "proxy" in labels.get("nisqa", "") else "NISQA (TEST_FOR)"
-    tables = [table1(exp, vcc), table2(exp, vcc), table3(exp, nisqa), throughput_table(exp, hp)]
+    vcc = "mini VCC2018-format set, DistillMOS labels" if mini else "VCC2018 test set"
+    nisqa = "mini NISQA-format set, DistillMOS labels" if "DistillMOS" in labels.get("nisqa", "") else \
+        "NISQA (TEST_FOR)"
+    probes, correct = probe_table(exp, hp)
+    tables = [table1(exp, hp, vcc), controls_table(exp, hp, vcc), probes, probe_differences(correct, hp),
+              table2(exp, hp, vcc), table3(exp, hp, nisqa), histogram_table(data), throughput_table(exp, hp)]
+    figures = [figure2(exp, hp)] + [f for f in [scatter(exp, hp)] if f]
     path = write_results(exp, "egs/mos_pretrain: noise-aware pre-training for MOS prediction", tables,
-                         corpus=str(hp["corpus"]), notes=notes, figures=[figure2(exp, hp)])
-    print(f"score: wrote {path} and {exp / 'figure2.png'}")
+                         corpus=str(hp["corpus"]), notes=notes, figures=figures)
+    print(f"score: wrote {path} and {', '.join(figures)}")
 
 
 if __name__ == "__main__":

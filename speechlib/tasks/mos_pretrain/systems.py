@@ -1,8 +1,10 @@
 """The systems of the recipe: which encoder, which workers, which data; build, save, load, embed.
 
-A system is a config entry `{encoder: pase|masked|external, data: noisy|clean, workers: [...],
-plus: bool}`; every row of the paper's tables is one system. Trained encoders live in
-exp/<tag>/encoders/<system>/ (encoder.pt + meta.json), which is all `predict` needs.
+A system is a config entry `{encoder: pase|masked|logmel, data: noisy|clean, workers: [...],
+plus: bool, train: bool, seeds: N}`; every row of the paper's tables is one system. It is
+pre-trained once per seed of `pretrain_seeds` (the first N with `seeds: N`): the first seed's
+encoder lives in exp/<tag>/encoders/<system>/ (encoder.pt + meta.json, all `predict` needs), the
+others in encoders/<system>/seed<k>/.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from tqdm import tqdm
 from speechlib.io.atomic import atomic_write_text
 from speechlib.io.audio import load_audio
 from speechlib.io.errors import InputError
-from speechlib.nn.masked_encoder import MaskedEncoder
+from speechlib.nn.masked_encoder import LogMelEncoder, MaskedEncoder
 from speechlib.nn.mos_head import MOSHead, mean_pool
 from speechlib.nn.pase import PASEEncoder
 from speechlib.tasks.model_dir import load_model_dir, save_model_dir
@@ -34,8 +36,19 @@ def system_names(hp: dict, group: str) -> list[str]:
     return names
 
 
+def system_seeds(hp: dict, name: str) -> list[int]:
+    seeds = [int(s) for s in hp["pretrain_seeds"]]
+    return seeds[: int(hp["systems"][name].get("seeds", len(seeds)))]
+
+
+def run_dir(exp_dir: str | Path, hp: dict, name: str, seed: int) -> Path:
+    """Folder of one (system, pre-training seed) run; the first seed's is the system folder."""
+    folder = system_dir(exp_dir, name)
+    return folder if seed == system_seeds(hp, name)[0] else folder / f"seed{seed}"
+
+
 def encoder_kwargs(hp: dict, spec: dict) -> dict:
-    base = dict(hp["pase"] if spec["encoder"] == "pase" else hp["masked"])
+    base = dict(hp[spec["encoder"]] or {})
     base.update(spec.get("arch", {}) or {})
     return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in base.items()}
 
@@ -45,7 +58,9 @@ def build_encoder(kind: str, kwargs: dict) -> torch.nn.Module:
         return PASEEncoder(**kwargs)
     if kind == "masked":
         return MaskedEncoder(**kwargs)
-    raise InputError(f"unknown encoder type '{kind}' (pase or masked)")
+    if kind == "logmel":
+        return LogMelEncoder(**kwargs)
+    raise InputError(f"unknown encoder type '{kind}' (pase, masked or logmel)")
 
 
 def count_params(module: torch.nn.Module) -> int:
@@ -89,19 +104,51 @@ def load_head(folder: str | Path) -> MOSHead:
     return load_model_dir(folder, "mos_pretrain", "mos-head").build("head", MOSHead)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def embed_signal(encoder: torch.nn.Module, signal: np.ndarray) -> torch.Tensor:
     """Mean-pooled frame embedding of one utterance (frozen encoder, no masking)."""
     return mean_pool(encoder(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))[None]))[0]
 
 
-def embed_files(encoder, items: list[tuple[str, str]], sample_rate: int, max_seconds: float | None,
-                desc: str = "embed") -> np.ndarray:
-    """(files, dim) pooled embeddings; audio cut to max_seconds when set (speed on CPU)."""
+def file_identity(items: list[tuple[str, str]]) -> str:
+    """Fingerprint of a file list: ids, paths, and each file's size and modification time, so a
+    set re-drawn into the same file names (another seed, same counts) is a different list."""
     rows = []
-    for utt, wav in tqdm(items, desc=desc, leave=False):
+    for utt, wav in items:
+        stat = Path(wav).stat() if Path(wav).is_file() else None
+        rows.append((utt, wav, stat.st_size if stat else None, stat.st_mtime_ns if stat else None))
+    return fingerprint(rows)
+
+
+def encoder_identity(folder: str | Path) -> str:
+    """Fingerprint of a trained encoder: the bytes of its weights and its meta.json."""
+    digest = hashlib.sha256()
+    for name in ("encoder.pt", "meta.json"):
+        path = Path(folder) / name
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@torch.inference_mode()
+def embed_files(encoder, items: list[tuple[str, str]], sample_rate: int, max_seconds: float | None,
+                desc: str = "embed", batch_size: int = 16) -> np.ndarray:
+    """(files, dim) pooled embeddings; audio cut to max_seconds when set. Files of equal length are
+    embedded together in batches (no padding, so batching changes nothing but speed)."""
+    signals = []
+    for utt, wav in items:
         signal = load_audio(wav, sample_rate, utt=utt, on_rate_mismatch="resample")[0]
-        if max_seconds:
-            signal = signal[: int(max_seconds * sample_rate)]
-        rows.append(embed_signal(encoder, signal).numpy())
+        signals.append(signal[: int(max_seconds * sample_rate)] if max_seconds else signal)
+    by_length: dict[int, list[int]] = {}
+    for i, signal in enumerate(signals):
+        by_length.setdefault(signal.size, []).append(i)
+    rows: list[np.ndarray | None] = [None] * len(signals)
+    with tqdm(total=len(signals), desc=desc, leave=False) as bar:
+        for indices in by_length.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start:start + batch_size]
+                batch = torch.from_numpy(np.stack([signals[i] for i in chunk]).astype(np.float32))
+                for i, row in zip(chunk, mean_pool(encoder(batch)).numpy()):
+                    rows[i] = row
+                bar.update(len(chunk))
     return np.stack(rows).astype(np.float32)
