@@ -163,6 +163,7 @@ class Runner:
         self.overlap = 0 if isinstance(model, ScoringModel) else min(model.context, self.window // 2)
         self.on_clip, self.subtype, self.show_progress = on_clip, suffix_subtype, progress
         self.rows: dict[str, dict[str, float]] = {}
+        self.progress: Progress | None = None
 
     # -- reading ---------------------------------------------------------------------------
     def _prepare(self, item, summary: Summary) -> _Job | None:
@@ -224,6 +225,8 @@ class Runner:
                     continue
                 for (job, channel, index), output in zip(part, outputs):
                     job.results[(channel, index)] = output
+                if self.progress is not None:
+                    self.progress.tick()  # a long recording: still a line every 30 s
         return broken
 
     def _compute(self, jobs: list[_Job], summary: Summary) -> None:
@@ -293,7 +296,7 @@ class Runner:
 
     def run(self, the_plan: Plan) -> Summary:
         summary = Summary(total=len(the_plan.items))
-        progress = Progress(summary.total, self.prog, enabled=self.show_progress)
+        progress = self.progress = Progress(summary.total, self.prog, enabled=self.show_progress)
         pending: list[_Job] = []
         budget = self.batch_size * self.window  # samples buffered before the model runs
         try:

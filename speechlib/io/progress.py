@@ -24,14 +24,22 @@ class Progress:
 
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, leave=False)
 
-    def update(self, count: int = 1, force: bool = False) -> None:
+    def update(self, count: int = 1) -> None:
         self.done += count
         if self.bar is not None:
             self.bar.update(count)
-            return
+        self.tick()
+
+    def tick(self) -> None:
+        """Print a line if `interval` seconds passed since the last one, progress or not (so a
+        long job still shows the run is alive)."""
         now = time.monotonic()
-        if self.enabled and (force or now - self.last >= self.interval):
-            self.last = now
+        if not self.enabled or now - self.last < self.interval:
+            return
+        self.last = now
+        if self.bar is not None:
+            self.bar.refresh()
+        else:
             print(self.line(now), file=self.stream, flush=True)
 
     def line(self, now: float | None = None) -> str:

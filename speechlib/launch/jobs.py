@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ARRAY_SPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+)(?::(\d+))?$")
+# Anything of the shape NAME=... where a range or the log path belongs: a range, or a typo of one.
+LOOKS_LIKE_RANGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+NOT_RUN = -1000  # the code of a task that never started (its reason is in JobSpec.not_run)
 
 
 class LaunchError(Exception):
@@ -37,6 +40,7 @@ class JobSpec:
     first: int = 1
     last: int = 1
     options: dict[str, str] = field(default_factory=dict)
+    not_run: dict[int, str] = field(default_factory=dict)  # task -> why it never started
 
     @property
     def is_array(self) -> bool:
@@ -83,8 +87,9 @@ def parse_call(argv: list[str], program: str) -> JobSpec:
             name, value = option[2:].split("=", 1)
         else:
             name = option[2:]
-            if not args:
-                raise LaunchError(f"option {option} needs a value")
+            if not args or args[0].startswith("--") or ARRAY_SPEC.match(args[0]):
+                got = f" (got '{args[0]}')" if args else ""
+                raise LaunchError(f"option {option} needs a value{got}")
             value = args.pop(0)
         options[name.replace("-", "_")] = value
     variable, first, last = None, 1, 1
@@ -95,6 +100,9 @@ def parse_call(argv: list[str], program: str) -> JobSpec:
         last = int(match.group(3) or match.group(2))
         if last < first:
             raise LaunchError(f"empty job range {variable}={first}:{last}")
+    elif args and LOOKS_LIKE_RANGE.match(args[0]):
+        raise LaunchError(f"bad job range '{args[0]}': expected NAME=FIRST:LAST with whole numbers "
+                          f"(e.g. JOB=1:4)")
     if len(args) < 2:
         raise LaunchError(f"usage: {program} [options] [JOB=1:N] <log> <command> [args...]")
     log_template, command = args[0], args[1:]
@@ -120,6 +128,8 @@ def log_footer(elapsed: float, code: int, threads: int = 1) -> str:
 
 def describe_exit(code: int) -> str:
     """Exit codes of a killed job in words: 137 is the kernel's (or Slurm's) OOM kill."""
+    if code == NOT_RUN:
+        return "never started"
     if code == 137 or code == -9:
         return "killed (SIGKILL, exit 137): most likely out of memory"
     if code < 0:
@@ -140,18 +150,32 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 def report(program: str, spec: JobSpec, codes: dict[int, int]) -> int:
-    """Print the Kaldi failure summary and the tail of the first failed log; return exit status."""
+    """Print the Kaldi failure summary and the tail of the first failed log; return exit status.
+
+    A task with no code never ran: it counts as failed, so the status is 0 only when every
+    requested job ran and succeeded; the last line counts the jobs not done.
+    """
+    codes = {task: codes.get(task, NOT_RUN) for task in spec.task_ids}
     failed = sorted(task for task, code in codes.items() if code != 0)
     if not failed:
         return 0
     first = failed[0]
     why = describe_exit(codes[first])
+    never = [task for task in failed if codes[task] == NOT_RUN]
     if spec.is_array and len(codes) > 1:
         print(f"{program}: {len(failed)} / {len(codes)} failed, log is in {spec.log_glob()}",
               file=sys.stderr)
     else:
         print(f"{program}: job failed, log is in {spec.log_path(first)}", file=sys.stderr)
+    if codes[first] == NOT_RUN:
+        print(f"{program}: first failure: job {first} never started: {spec.not_run.get(first, 'not run')}",
+              file=sys.stderr)
+        print(f"{program}: {len(failed)} of {len(codes)} job(s) not done ({len(never)} never started)",
+              file=sys.stderr)
+        return 1
     print(f"{program}: first failure: {spec.log_path(first)} ({why}); its last lines:", file=sys.stderr)
     for line in tail(spec.log_path(first)).splitlines():
         print(f"  | {line}", file=sys.stderr)
+    print(f"{program}: {len(failed)} of {len(codes)} job(s) not done"
+          + (f" ({len(never)} never started)" if never else ""), file=sys.stderr)
     return 1

@@ -2,12 +2,17 @@
 
 Queue options (--mem, --time, --num-threads, --config, ...) are accepted and ignored here so
 that the same `$cmd` line works with every backend; `--gpu N` is honoured: concurrency is capped
-at (visible GPUs // N) and each job gets its own CUDA_VISIBLE_DEVICES.
+at (visible GPUs // N) and each job gets its own CUDA_VISIBLE_DEVICES. Concurrency is also capped
+by the open-file limit (`ulimit -n`: each running job holds a few descriptors), and a log
+directory that cannot be written stops the call before any job starts. A job that could not be
+started is reported as such and makes the exit status non-zero. Arrays print `done/total` at
+least every 30 s.
 """
 from __future__ import annotations
 
 import os
 import queue
+import resource
 import shutil
 import signal
 import subprocess
@@ -15,9 +20,36 @@ import sys
 import threading
 import time
 
+from speechlib.io.progress import Progress
 from speechlib.launch.jobs import JobSpec, LaunchError, log_footer, log_header, parse_call, report
 
 PROGRAM = "run.py"
+FDS_PER_JOB = 4  # the log file, /dev/null, and the pipe Popen uses to report a failed exec
+FDS_RESERVED = 16  # for this process itself (Python, its own streams)
+
+
+def fd_slots() -> int:
+    """How many jobs may run at once under the soft open-file limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        used = 3
+    return (soft - used - FDS_RESERVED) // FDS_PER_JOB
+
+
+def check_log_dir(spec: JobSpec) -> None:
+    """Create the (first) log's directory and prove it writable, before any job starts."""
+    folder = spec.log_path(spec.first).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{PROGRAM}.{os.getpid()}.probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise LaunchError(f"cannot write the logs in {folder}: {err.strerror or err}; no job was started") from None
 
 
 def visible_gpus() -> list[str]:
@@ -56,7 +88,11 @@ class LocalArray:
             for start in range(0, len(gpus) - gpus_per_job + 1, gpus_per_job):
                 self.gpu_pool.put(gpus[start:start + gpus_per_job])
             slots = min(slots, self.gpu_pool.qsize())
-        self.slots = max(1, slots)
+        budget = fd_slots()
+        if budget < 1:
+            raise LaunchError(f"too few file descriptors to start a job (ulimit -n is "
+                              f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]}); raise it with ulimit -n")
+        self.slots = max(1, min(slots, budget))
         self.tasks: queue.Queue[int] = queue.Queue()
         for task in spec.task_ids:
             self.tasks.put(task)
@@ -106,7 +142,10 @@ class LocalArray:
                 task = self.tasks.get_nowait()
             except queue.Empty:
                 return
-            self.codes[task] = self.run_task(task)
+            try:
+                self.codes[task] = self.run_task(task)
+            except OSError as err:  # no log, no process: the job never started
+                self.spec.not_run[task] = f"{self.spec.log_path(task)}: {err.strerror or err}"
 
     def stop(self, signum: int, _frame) -> None:
         with self.lock:
@@ -124,9 +163,17 @@ class LocalArray:
             threads = [threading.Thread(target=self.worker, daemon=True) for _ in range(self.slots)]
             for thread in threads:
                 thread.start()
+            total = len(self.spec.task_ids)
+            progress = Progress(total, PROGRAM, unit="job", enabled=total > 1)
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.2)
+                    finished = len(self.codes) + len(self.spec.not_run)
+                    if finished > progress.done:
+                        progress.update(finished - progress.done)
+                    else:
+                        progress.tick()
+            progress.close()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -144,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 1
     try:
         spec = parse_call(argv, PROGRAM)
+        check_log_dir(spec)
         codes = LocalArray(spec).run()
     except LaunchError as err:
         print(f"{PROGRAM}: error: {err}", file=sys.stderr)

@@ -97,3 +97,63 @@ def test_gpu_option_needs_visible_gpus(tmp_path):
 def test_usage_errors():
     assert run(RUN + ["JOB=1:2"]).returncode == 1
     assert run(RUN + ["--max-jobs-run", "x", "JOB=1:2", "l.JOB.log", "true"]).returncode == 1
+
+
+# ---------------------------------------------------------------- no silent success (issue 17)
+def _shell(command: str, tmp_path):
+    import subprocess
+
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+
+def test_every_job_runs_under_a_low_open_file_limit(tmp_path):
+    """ulimit -n 64 and 100 jobs: concurrency shrinks to fit; all jobs run, exit 0."""
+    out = _shell(f"ulimit -n 64; {PYTHON} {REPO}/utils/run.py JOB=1:100 {tmp_path}/l/t.JOB.log "
+                 f"{PYTHON} -c 'open(\"{tmp_path}/done.JOB\", \"w\")'", tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert len(list(tmp_path.glob("done.*"))) == 100 and "Traceback" not in out.stderr
+
+
+def test_too_few_descriptors_is_one_line_and_fails(tmp_path):
+    out = _shell(f"ulimit -n 18; {PYTHON} {REPO}/utils/run.py JOB=1:3 {tmp_path}/t.JOB.log true", tmp_path)
+    assert out.returncode == 1 and "ulimit -n" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unwritable_log_dir_runs_nothing_and_fails(tmp_path):
+    (tmp_path / "afile").write_text("a file, not a directory")
+    out = run(RUN + ["JOB=1:3", str(tmp_path / "afile" / "log" / "t.JOB.log"), "touch", str(tmp_path / "ran.JOB")])
+    assert out.returncode == 1 and "cannot write the logs" in out.stderr and "Traceback" not in out.stderr
+    assert not list(tmp_path.glob("ran.*"))
+
+
+def test_a_job_whose_log_cannot_be_written_counts_as_not_done(tmp_path):
+    (tmp_path / "d.2").write_text("blocks the log directory of job 2")
+    out = run(RUN + ["JOB=1:3", str(tmp_path / "d.JOB" / "t.log"), "touch", str(tmp_path / "ran.JOB")])
+    assert out.returncode == 1, out.stderr
+    assert "job 2 never started" in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "run.py: 1 of 3 job(s) not done (1 never started)"
+    assert sorted(p.name for p in tmp_path.glob("ran.*")) == ["ran.1", "ran.3"]
+
+
+def test_bad_ranges_and_option_values_are_refused(tmp_path):
+    out = run(RUN + ["JOB=a:b", str(tmp_path / "x.JOB.log"), "touch", str(tmp_path / "ran")])
+    assert out.returncode == 1 and "bad job range 'JOB=a:b'" in out.stderr
+    out = run(RUN + ["--mem", "JOB=1:2", str(tmp_path / "x.JOB.log"), "touch", str(tmp_path / "ran")])
+    assert out.returncode == 1 and "option --mem needs a value (got 'JOB=1:2')" in out.stderr
+    assert not (tmp_path / "ran").exists() and not list(tmp_path.glob("x.*"))
+
+
+def test_progress_lines_without_carriage_returns():
+    import io
+
+    from speechlib.io.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress(4, "run.py", unit="job", interval=0.0, stream=stream)
+    progress.update(1)
+    progress.tick()  # nothing finished: still a line (a long job shows the run is alive)
+    progress.update(3)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["run.py: 1/4 jobs done", "run.py: 1/4 jobs done",
+                                                       "run.py: 4/4 jobs done"]
+    assert "\r" not in stream.getvalue()
