@@ -12,4 +12,7 @@ export PYTHONPATH=${MAIN_ROOT}${PYTHONPATH:+:${PYTHONPATH}}
 export SPEECHLIB_MINI=${SPEECHLIB_MINI:-${MAIN_ROOT}/mini}
 export LC_ALL=C
 export OMP_NUM_THREADS=1
+# String hashing is salted per process by default, so iterating a set of strings changes order
+# from run to run: fixed, the same command gives the same order (README, "Same command, same table").
+export PYTHONHASHSEED=0
 export PYTHONUNBUFFERED=1

@@ -28,7 +28,9 @@ tag=${tag:-$(basename "${config}" .yaml)}
 expdir=exp/${tag}
 utils/make_resume_script.sh "${expdir}/run.sh" "$0" "${recipe_args[@]}"
 # The command that reproduces this run, from the repository root: results record it.
-RECIPE_COMMAND="cd $(realpath --relative-to="${MAIN_ROOT}" "$(pwd)") && ./$(basename "$0")"
+__recipe_rel=$(realpath --relative-to="${MAIN_ROOT}" "$(pwd)")
+[[ "${__recipe_rel}" == ../* ]] && __recipe_rel=egs/$(basename "$(pwd)")  # a copy elsewhere (tests)
+RECIPE_COMMAND="cd ${__recipe_rel} && ./$(basename "$0")"
 for __arg in "${recipe_args[@]}"; do RECIPE_COMMAND+=" $(printf '%q' "${__arg}")"; done
 export RECIPE_COMMAND
 opts=("${config}" --output_folder "${expdir}" --seed "${seed}")

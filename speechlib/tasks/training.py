@@ -11,7 +11,8 @@ Python builds the objects; the YAML holds values only (README, "Recipe kit": one
 number, no `!new:` objects), so a config always describes the run and the same builder serves
 every system a recipe trains. Every trained system gets the same layout:
 
-    exp/<tag>/<system>/save/              AtomicCheckpointer (resume after a kill)
+    exp/<tag>/<system>/save/              AtomicCheckpointer (resume after a kill; the random
+                                          states are saved too, so a resumed run repeats)
     exp/<tag>/<system>/train_log.txt      one line per epoch (SpeechBrain's FileTrainLogger)
     exp/<tag>/<system>/tensorboard/       TensorBoard event files
     exp/<tag>/<system>/loss_curve.json    per-epoch train/valid statistics
@@ -28,13 +29,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import random
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import torch
+from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from speechbrain.utils.epoch_loop import EpochCounter
 from speechbrain.utils.train_logger import FileTrainLogger, TensorboardLogger
@@ -105,6 +109,33 @@ def invalidate_if_changed(folder: SystemDir, fingerprint: str) -> bool:
     return removed
 
 
+@register_checkpoint_hooks
+class RandomStates:
+    """Python's, NumPy's and torch's global random states, saved with every checkpoint: a
+    training killed and resumed then draws the crops, masks and noises an uninterrupted one
+    would, and ends with the same weights (README, "Same command, same table")."""
+
+    @mark_as_saver
+    def save(self, path) -> None:
+        kind, keys, position, has_gauss, gauss = np.random.get_state()
+        state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+                 "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss)}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(state, path)
+
+    @mark_as_loader
+    def load(self, path, end_of_epoch) -> None:
+        del end_of_epoch  # the same states either way
+        state = torch.load(path, weights_only=True)
+        random.setstate(state["python"])
+        kind, keys, position, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class TrainingRun:
     """A system's epoch counter and loggers; RecipeBrain calls `log_epoch` after each epoch."""
 
@@ -160,7 +191,7 @@ def build_brain(brain_class: type[RecipeBrain], stage: Stage, system: str, modul
     invalidate_if_changed(folder, fingerprint or stage.fingerprint)
     run = TrainingRun(folder, system, epochs)
     checkpointer = AtomicCheckpointer(folder.save, recoverables={
-        **modules, "counter": run.epoch_counter, **(recoverables or {})})
+        **modules, "counter": run.epoch_counter, "random_states": RandomStates(), **(recoverables or {})})
     return brain_class(modules=dict(modules), opt_class=optimizer, hparams=dict(hparams or stage.hparams),
                        run_opts=stage.run_opts, checkpointer=checkpointer, run=run, **dependencies)
 

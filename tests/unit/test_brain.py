@@ -118,3 +118,30 @@ def test_training_helper_layout_logs_and_invalidation(tmp_path):
     train("bbbb", 2)  # changed config: the old system is removed, trained again
     assert [row["epoch"] for row in json.loads(folder.loss_curve.read_text())] == [1, 2]
     assert folder.fingerprint.read_text().strip() == "bbbb"
+
+
+class NoisyRegression(Regression):
+    """Draws from torch's global generator every step, as random crops and augmentations do."""
+
+    def compute_forward(self, batch, stage):
+        return self.modules.model(batch.x.data + torch.randn_like(batch.x.data))
+
+
+def test_a_resumed_training_repeats_an_uninterrupted_one(tmp_path):
+    """The random states travel with the checkpoint: 2 epochs in one go == 1 epoch, a new
+    process (other global seed), and the 2nd epoch resumed from the checkpoint."""
+    from speechlib.tasks.training import build_brain, fit
+
+    def train(folder, epochs: int):
+        brain = build_brain(NoisyRegression, stage_for(folder, "f"), "reg", {"model": torch.nn.Linear(1, 1)},
+                            optimizer=lambda p: torch.optim.SGD(p, 0.05), epochs=epochs)
+        fit(brain, dataset(None), train_loader_kwargs={"batch_size": 2})
+        return brain.modules.model.weight.detach().clone()
+
+    torch.manual_seed(0)
+    straight = train(tmp_path / "a", 2)
+    torch.manual_seed(0)
+    train(tmp_path / "b", 1)
+    torch.manual_seed(12345)  # the re-run is another process: its generator is elsewhere
+    resumed = train(tmp_path / "b", 2)
+    assert torch.equal(straight, resumed)

@@ -59,3 +59,60 @@ def test_undeclared_config_is_sourced_first(tmp_path):
 def test_double_dash_ends_options():
     out = parse("--nj", "2", "--", "--stage", "9")
     assert "nj=2" in out.stdout and "rest=--stage 9" in out.stdout
+
+
+RECIPE = """#!/usr/bin/env bash
+set -euo pipefail
+stage=1; stop_stage=10000; nj=2; ngpu=0; config=conf/c.yaml; tag=""; seed=1; help_message=usage
+. utils/recipe_init.sh
+echo "launcher=${train_launcher[*]} device=${train_device[*]} db=${db_opts[*]}"
+echo "command=${RECIPE_COMMAND}"
+if stage_begin 1 "array"; then
+    launch ${decode_cmd} JOB=1:3 exp/x/log/a.JOB.log bash -c 'echo JOB'
+fi
+if stage_begin 2 "one job with a progress line"; then
+    launch ${train_cmd} exp/x/log/b.log bash -c 'echo "2026-01-01 00:00:00 INFO progress: epoch 1/1"'
+fi
+if stage_begin 3 "skipped unless asked"; then echo never; fi
+"""
+
+
+def recipe_dir(tmp_path):
+    """A minimal recipe: run.sh sourcing utils/recipe_init.sh, the shared path.sh/cmd.sh."""
+    recipe = tmp_path / "egs" / "r"
+    (recipe / "conf").mkdir(parents=True)
+    (recipe / "conf" / "c.yaml").write_text("seed: 1\n")
+    (recipe / "run.sh").write_text(RECIPE)
+    (recipe / "run.sh").chmod(0o755)
+    (recipe / "db.sh").write_text("LIBRISPEECH=${LIBRISPEECH:-}\nWHAM_NOISE=/c/w\n")
+    for name in ("path.sh", "cmd.sh"):
+        (recipe / name).symlink_to(REPO / "utils" / name)
+    (recipe / "utils").symlink_to(REPO / "utils")
+    return recipe
+
+
+def test_recipe_init_log_stages_launch_and_ngpu(tmp_path):
+    recipe = recipe_dir(tmp_path)
+    out = run(["./run.sh", "--stop-stage", "2"], cwd=recipe, env={"MAIN_ROOT": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "launcher=utils/run.py device=--device cpu db=--librispeech  --wham_noise /c/w" in lines
+    assert "command=cd egs/r && ./run.sh --stop-stage 2" in lines
+    assert any(line.endswith("(run.sh:7:main) Stage 1: array") for line in lines)
+    assert any(line.strip().endswith("jobs done: 3/3") for line in lines)
+    assert any(line.strip().endswith("INFO progress: epoch 1/1") for line in lines)
+    assert any("Stage 2 done [elapsed=" in line for line in lines) and "never" not in out.stdout
+    assert "Successfully finished. [elapsed=" in lines[-1]
+    gpu = run(["./run.sh", "--stop-stage", "0", "--ngpu", "2"], cwd=recipe, env={"MAIN_ROOT": str(REPO)})
+    assert "launcher=utils/run.py --gpu 1 --gpu 2 device= " in gpu.stdout
+    one = run(["./run.sh", "--stop-stage", "0", "--ngpu", "1"], cwd=recipe, env={"MAIN_ROOT": str(REPO)})
+    assert "device=--device cuda:0" in one.stdout
+
+
+def test_a_failing_stage_is_named_with_its_exit_code(tmp_path):
+    recipe = recipe_dir(tmp_path)
+    script = (recipe / "run.sh").read_text().replace("bash -c 'echo JOB'", "bash -c 'exit 3'")
+    (recipe / "run.sh").write_text(script)
+    out = run(["./run.sh"], cwd=recipe, env={"MAIN_ROOT": str(REPO)})
+    assert out.returncode != 0
+    assert "Failed in stage 1 with exit code 1." in out.stdout.splitlines()[-1]
