@@ -360,3 +360,37 @@ def test_generic_csv_missing_trial_and_bad_score(tmp_path):
     path.write_text(header + rows[0] + rows[1].replace(",50,", ",101,"))
     with pytest.raises(InputError, match=r"scores\.csv:3: score 101 is outside 0-100"):
         read_generic_csv(path)
+
+
+# -- the simulated panel and the training split ---------------------------------------------------
+
+def test_simulated_panel_careless_listeners_are_screened_out():
+    from speechlib.data.listening_tests import Rating, post_screen
+    from speechlib.tasks.mushra_gml.panel import (Condition, ExcerptTraits, PanelModel, latent_quality,
+                                                  simulate_panel)
+
+    rng = np.random.default_rng(0)
+    names = ["reference", "lp35", "lp70", "aac_32", "aac_128", "opus_24", "mp3_64", "aac_24_mono"]
+    traits = [ExcerptTraits(c, w, {3500: h, 5000: h / 2, 7000: h / 4})
+              for c, w, h in rng.uniform([0, 0, 0.01], [1, 0.5, 0.2], size=(10, 3))]
+    rows = [(t, Condition.parse(n)) for t in range(10) for n in names]
+    latent = np.array([latent_quality(c, traits[t]) for t, c in rows])
+    assert latent[0] == 100 and all(latent[i * 8 + 1] < latent[i * 8 + 2] < 100 for i in range(10))
+    scores, careless = simulate_panel(latent, np.array([traits[t].criticality for t, _ in rows]),
+                                      np.array([t for t, _ in rows]), 40, PanelModel(careless_share=0.3), rng)
+    ratings = [Rating("T", f"x{t}", c.name, f"L{k}", float(scores[i, k]))
+               for i, (t, c) in enumerate(rows) for k in range(40)]
+    _, report = post_screen(ratings)
+    excluded = {int(who[1:]) for who in report.excluded["T"]}
+    assert set(np.flatnonzero(careless)) <= excluded  # every careless listener caught
+    assert len(excluded - set(np.flatnonzero(careless))) <= 2  # few careful ones lost
+
+
+def test_folds_keep_excerpts_whole():
+    from speechlib.tasks.mushra_gml.train import fold_of_items
+
+    items = [f"T-x{t}-c{c}" for t in range(10) for c in range(5)]
+    folds = fold_of_items(items, 5, seed=3)
+    for t in range(10):
+        assert len(set(folds[t * 5:(t + 1) * 5])) == 1
+    assert sorted(np.bincount(folds).tolist()) == [10] * 5

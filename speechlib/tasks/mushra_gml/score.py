@@ -128,6 +128,27 @@ def cell(values: list[float]) -> str:
     return f"{mean:.2f}" if math.isnan(half) else f"{mean:.2f} ± {half:.2f}"
 
 
+def target_table(per_seed: dict, baseline: dict, order: list[str]) -> ResultTable:
+    """The issue's checks: CutMix lowers the CI RMSE (paired over seeds), and mean-score R_p."""
+    rows: dict[str, list] = {"CI RMSE, GML w/ CutMix - GML (paired by seed)": [],
+                             "R_p of means, GML": [], "R_p of means, GML w/ CutMix": [], "R_p of means, ViSQOL-v3": []}
+    for test in order:
+        diff = [c["ci_rmse"] - g["ci_rmse"] for c, g in zip(per_seed["gml_cutmix"][test], per_seed["gml"][test])]
+        mean, half = mean_and_ci(diff)
+        verdict = "met" if mean + (0 if math.isnan(half) else half) < 0 else "not met"
+        rows["CI RMSE, GML w/ CutMix - GML (paired by seed)"].append(f"{cell(diff)} ({verdict})")
+        for system, label in (("gml", "GML"), ("gml_cutmix", "GML w/ CutMix")):
+            values = [m["rp"] for m in per_seed[system][test]]
+            rp = mean_and_ci(values)[0]
+            note = "" if test.startswith("mono") else f" ({'met' if rp >= 0.85 else 'not met'})"
+            rows[f"R_p of means, {label}"].append(cell(values) + note)
+        rows["R_p of means, ViSQOL-v3"].append(cell([baseline[test]["rp"]]))
+    return ResultTable("Targets of the mini run (issue 14)", [TEST_LABELS.get(t, t) for t in order], rows,
+                       caption=("Met: the CutMix - no-CutMix difference of CI RMSE is below 0 with its whole "
+                                "95 % t-CI over seeds; the GML mean-score R_p (mean over seeds) is >= 0.85 on "
+                                "the held-out stereo tests. ViSQOL's R_p beside it."))
+
+
 def figure1(exp_dir: Path, hp: dict) -> str:
     """Training NLL per epoch (score points), logistic GML vs Gaussian GML."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
@@ -242,6 +263,8 @@ def main() -> None:
                              "half-width in score points; NLL: mean negative log-likelihood of the held-out "
                              "individual scores (score points, lower is better).")),
     ]
+    if {"gml", "gml_cutmix"} <= set(systems):
+        tables.append(target_table(per_seed, baseline, order))
     figures = [figure1(exp_dir, hp), figure2(exp_dir, list(load_tests(hp["data_folder"], role="train")),
                                              list(tests.values()))]
     notes = ("Scores come from a **simulated listener panel** (speechlib/tasks/mushra_gml/panel.py), not from "
