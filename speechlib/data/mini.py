@@ -60,7 +60,8 @@ def _read_tsv(path: Path) -> list[dict[str, str]]:
 
 
 def speakers(root: str | os.PathLike | None = None) -> dict[str, dict[str, str]]:
-    """speakers.tsv: {spk: {gender, langs, kind (real|pseudo), gender_rule, median_f0, libri_id, ...}}."""
+    """speakers.tsv: {spk: {gender, langs, kind (real|synthesised|pseudo), gender_rule, median_f0, libri_id,
+    libri_subset, source, base (the recorded person it derives from), transform}}."""
     return {row["spk"]: row for row in _read_tsv(mini_root(root) / "speakers.tsv")}
 
 

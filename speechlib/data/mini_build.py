@@ -49,6 +49,7 @@ SR = 16000
 FORMAT_VERSION = 2
 TRAIN_BASES = ("ast_allison", "tp_en_gb", "syn_ked")   # English voices of train-clean-100
 EVAL_BASES = 20          # base voices per evaluation set (each gives 1 f + 1 m speaker)
+EVAL_MIN_SECONDS = 2.0   # shorter evaluation recordings are joined (speaker embeddings need speech)
 FFMPEG_FORMATS = ("g722", "gsm")   # raw bitstreams ffmpeg decodes given the format
 F0_GENDER_THRESHOLD = 160.0
 MIN_RMS = 3e-4          # below this (-70 dBFS) a clip counts as silent
@@ -266,6 +267,7 @@ class Builder:
         self.missing_voices: list[str] = []      # synthesiser voices whose package is missing
         self.missing_packages: list[str] = []    # voice packages that were not downloaded
         self.unused_bases: list[tuple[str, str]] = []
+        self.joined_parts: dict[str, list[str]] = {}  # joined staged file -> the recordings in it
 
     # -- helpers
     def _pool_map(self, func, tasks, desc: str):
@@ -375,7 +377,7 @@ class Builder:
         English test sentences. A voice whose package is missing is reported and left out.
         """
         voices.relocate_festival(self.root)
-        texts = {lang: list(self.rng.permutation(voices.tuxpaint_texts(self.root, lang)))
+        texts = {lang: voices.reading_texts(voices.tuxpaint_texts(self.root, lang), self.rng)
                  for lang in sorted({v.lang for v in voices.SYNTH_VOICES})}
         used = Counter()
         tasks, meta = [], {}
@@ -434,7 +436,7 @@ class Builder:
                 dest = self._libri_path(ls, subset, libri_id, index)
                 self.libri.append(dict(subset=subset, libri_id=libri_id, index=index, text=item.text, lang=lang,
                                        dest=str(dest), pool_spk=pool_spk, origin=staged))
-                self.used_staged.add(staged)
+                self.used_staged.update(self.joined_parts.get(staged, [staged]))
             return libri_id
 
         def keep(spk: str, items: list, subset: str) -> None:
@@ -480,29 +482,18 @@ class Builder:
             langs = Counter(e[0].lang for e in by_spk[base])
             lang, count = max(sorted(langs.items()), key=lambda kv: kv[1])
             if count >= need:
-                candidates.append((base, lang))
-        english = [c for c in candidates if c[1] == "en"]
-        others = [c for c in candidates if c[1] != "en"]
-        order = [english[i] for i in self.rng.permutation(len(english))] + \
-            [others[i] for i in self.rng.permutation(len(others))]
-        sets: dict[str, list[tuple[str, str]]] = {"dev-clean": [], "test-clean": []}
-        for index, candidate in enumerate(order):
-            subset = min(sets, key=lambda s: (len(sets[s]), s))
-            if len(sets[subset]) < EVAL_BASES:
-                sets[subset].append(candidate)
-        short = {s: EVAL_BASES - len(v) for s, v in sets.items() if len(v) < EVAL_BASES}
-        if short:
-            raise InputError(
-                "cannot meet the speaker protocol (20 f + 20 m per evaluation set from 20 distinct base voices, "
-                "disjoint sets): " + ", ".join(f"{s} is {n} base voice(s) short" for s, n in short.items())
-                + f"; {len(candidates)} usable base voices" + (
-                    f"; missing voice packages: {', '.join(self.missing_voices)}" if self.missing_voices else ""))
+                seconds = sum(e[2] for e in by_spk[base] if e[0].lang == lang)
+                candidates.append((-min(seconds, 4 * self.size["eval_utts"] * 4.0), base, lang))
+        candidates = [(base, lang) for _, base, lang in sorted(candidates)]
+        sets = assign_eval_bases(candidates, self.rng, self.missing_packages + self.missing_voices)
         self.unused_bases = sorted(set(candidates) - {c for v in sets.values() for c in v})
         for subset, chosen in sets.items():
             for base, lang in chosen:
-                # the longest utterances (a speaker embedding needs speech), alternately to the
-                # voice itself and to its pseudo-speaker so both get similar lengths
-                items = sorted((e for e in by_spk[base] if e[0].lang == lang), key=lambda e: (-e[2], e[1]))
+                # the longest utterances (a speaker embedding needs speech; one-word recordings are
+                # joined), alternately to the voice itself and to its pseudo-speaker
+                items = [e for e in by_spk[base] if e[0].lang == lang]
+                joined = self._join_short(items) if self.speakers[base]["kind"] == "real" else items
+                items = sorted(joined if len(joined) >= need else items, key=lambda e: (-e[2], e[1]))
                 half = min(self.size["eval_utts"], len(items) // 2)
                 keep(base, items[0: 2 * half: 2], subset)
                 gender, ratio, pitch = voices.flip_target(self.rng, self.speakers[base]["gender"])
@@ -544,6 +535,33 @@ class Builder:
         atomic_write_text(ls / "SPEAKERS.TXT", "".join(lines))
         for row in self.libri:
             self.speakers[row["pool_spk"]]["langs"].add(row["lang"])
+
+    def _join_short(self, items: list) -> list:
+        """Join consecutive recordings shorter than EVAL_MIN_SECONDS (spoken names: about half a
+        second each) into utterances of at least that length, 0.2 s of silence between them."""
+        result, group = [], []
+        for entry in sorted(items, key=lambda e: e[1]) + [None]:
+            if entry is not None and entry[2] >= EVAL_MIN_SECONDS and not group:
+                result.append(entry)
+                continue
+            if entry is not None:
+                group.append(entry)
+            total = sum(e[2] for e in group) + 0.2 * max(0, len(group) - 1)
+            if group and (entry is None or total >= EVAL_MIN_SECONDS):
+                if len(group) == 1 or (entry is None and total < EVAL_MIN_SECONDS / 2 and result):
+                    result.extend(group)
+                else:
+                    gap = np.zeros(int(0.2 * SR), np.float32)
+                    audio = np.concatenate([x for e in group for x in (soundfile.read(e[1], dtype="float32")[0], gap)])
+                    first = group[0][0]
+                    dest = Path(group[0][1]).with_name(f"joined_{Path(group[0][1]).stem}.wav")
+                    _write(dest, audio[: -gap.size])
+                    joined = src.SpeechSource(first.spk, first.lang, "joined_" + first.name,
+                                              " ".join(e[0].text for e in group), first.path, first.codec)
+                    result.append((joined, str(dest), (audio.size - gap.size) / SR))
+                    self.joined_parts[str(dest)] = [e[1] for e in group]
+                group = []
+        return result
 
     @staticmethod
     def _libri_path(ls: Path, subset: str, libri_id: int, index: int) -> Path:
@@ -866,6 +884,51 @@ class Builder:
             atomic_write_text(self.out / "skipped.txt", "\n".join(self.report.warnings) + "\n")
 
 
+def assign_eval_bases(candidates: list[tuple[str, str]], rng: np.random.Generator,
+                      missing: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Deal (base voice, language) pairs to dev-clean / test-clean, EVAL_BASES each, disjoint.
+
+    English voices are dealt first so that both sets hold English speech; then the others in the
+    order given (the builder lists the voices with most speech first, so that what is left out
+    is the one-word recordings). Raises InputError naming the shortfall when there are too few.
+    """
+    english = [c for c in candidates if c[1] == "en"]
+    others = [c for c in candidates if c[1] != "en"]
+    order = [english[i] for i in rng.permutation(len(english))] + others
+    sets: dict[str, list[tuple[str, str]]] = {"dev-clean": [], "test-clean": []}
+    for candidate in order:
+        subset = min(sets, key=lambda s: (len(sets[s]), s))
+        if len(sets[subset]) < EVAL_BASES:
+            sets[subset].append(candidate)
+    short = {s: EVAL_BASES - len(v) for s, v in sets.items() if len(v) < EVAL_BASES}
+    if short:
+        raise InputError(
+            f"cannot meet the speaker protocol ({EVAL_BASES} f + {EVAL_BASES} m per evaluation set from "
+            f"{EVAL_BASES} distinct base voices, disjoint sets): "
+            + ", ".join(f"{s} is {n} base voice(s) short" for s, n in short.items())
+            + f" ({len(candidates)} usable base voices besides the training ones)"
+            + (f"; missing: {', '.join(missing)}" if missing else ""))
+    return sets
+
+
+def find_debs(debs_dir: Path) -> tuple[list[Path], list[str]]:
+    """(the .deb files to unpack, the voice packages that are missing); a missing required package
+    is an InputError."""
+    debs, missing = [], []
+    for package in sorted(src.PACKAGES) + sorted(src.VOICE_PACKAGES):
+        found = sorted(debs_dir.glob(f"{package}_*.deb"))
+        if found:
+            debs.append(found[-1])
+        elif package in src.VOICE_PACKAGES:
+            missing.append(package)
+            print(f"mini_build: warning: voice package {package} not downloaded; building without it",
+                  file=sys.stderr)
+        else:
+            raise InputError(f"package {package} not downloaded; run tools/make_mini_corpus.sh, or point "
+                             f"--from-dir at a directory holding {package}_*.deb", str(debs_dir))
+    return debs, missing
+
+
 def _libri_text(text: str) -> str:
     """LibriSpeech style: upper case words, apostrophes kept, other punctuation dropped."""
     cleaned = "".join(ch if ch.isalnum() or ch == "'" else " " for ch in text.upper())
@@ -884,12 +947,25 @@ def _link(source: Path, dest: Path) -> None:
         shutil.copyfile(source, dest)
 
 
-def extract_debs(debs: list[Path], dest: Path) -> None:
-    for deb in tqdm(debs, desc="extract packages", unit="deb", file=sys.stderr):
-        proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], stderr=subprocess.PIPE)
-        if proc.returncode != 0:
-            raise InputError(f"cannot unpack: {proc.stderr.decode(errors='replace').strip()} "
-                             "(delete it and run tools/make_mini_corpus.sh again to re-download)", str(deb))
+def extract_debs(debs: list[Path], dest: Path, jobs: int = 2) -> None:
+    """Unpack the packages, `jobs` dpkg-deb processes at a time, largest first (they are I/O and
+    decompression bound; the two largest alone take most of the time)."""
+    queue = sorted(debs, key=lambda d: -d.stat().st_size)
+    running: list[tuple[Path, subprocess.Popen]] = []
+    with tqdm(total=len(queue), desc="extract packages", unit="deb", file=sys.stderr) as bar:
+        while queue or running:
+            while queue and len(running) < max(1, jobs):
+                deb = queue.pop(0)
+                running.append((deb, subprocess.Popen(["dpkg-deb", "-x", str(deb), str(dest)],
+                                                      stderr=subprocess.PIPE)))
+            deb, proc = running.pop(0)
+            _, err = proc.communicate()
+            bar.update()
+            if proc.returncode != 0:
+                for _, other in running:
+                    other.wait()
+                raise InputError(f"cannot unpack: {err.decode(errors='replace').strip()} "
+                                 "(delete it and run tools/make_mini_corpus.sh again to re-download)", str(deb))
 
 
 def is_complete(out: Path, options: Options) -> bool:
@@ -904,20 +980,9 @@ def build(debs_dir: Path, out: Path, options: Options) -> bool:
     for pattern in (f".{out.name}.*.tmp", ".mini-src.*"):   # left by a killed build
         for stale in out.parent.glob(pattern):
             shutil.rmtree(stale, ignore_errors=True)
-    debs, missing = [], []
-    for package in sorted(src.PACKAGES) + sorted(src.VOICE_PACKAGES):
-        found = sorted(debs_dir.glob(f"{package}_*.deb"))
-        if found:
-            debs.append(found[-1])
-        elif package in src.VOICE_PACKAGES:
-            missing.append(package)
-            print(f"mini_build: warning: voice package {package} not downloaded; building without it",
-                  file=sys.stderr)
-        else:
-            raise InputError(f"package {package} not downloaded; run tools/make_mini_corpus.sh, or point "
-                             f"--from-dir at a directory holding {package}_*.deb", str(debs_dir))
+    debs, missing = find_debs(debs_dir)
     with atomic_directory(out) as tmp, tempfile.TemporaryDirectory(dir=out.parent, prefix=".mini-src.") as unpack:
-        extract_debs(debs, Path(unpack))
+        extract_debs(debs, Path(unpack), options.jobs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             builder = Builder(Path(unpack), tmp, options)

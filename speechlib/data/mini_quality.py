@@ -61,7 +61,7 @@ class Judges:
         self.mos_model = None
         if mos:
             import distillmos
-            self.mos_model = distillmos.ConvTasNetDistillMOS()
+            self.mos_model = distillmos.ConvTransformerSQAModel()
             self.mos_model.eval()
 
     def embed(self, path: Path) -> np.ndarray:

@@ -187,3 +187,13 @@ def tuxpaint_texts(root: Path, lang: str) -> list[str]:
             if match and lang != "en":
                 texts.add(match[2].strip())
     return sorted(t for t in texts if 2 <= len(t.split()) <= 30 and "\ufffd" not in t)
+
+
+def reading_texts(texts: list[str], rng: np.random.Generator, min_words: int = 4) -> list[str]:
+    """Texts long enough for a speaker embedding: the long ones as they are, the short ones
+    (stamp names, "Red apple.") read three at a time as one utterance; in a seeded order."""
+    long = [t for t in texts if len(t.split()) >= min_words]
+    short = [texts[i] for i in rng.permutation(len(texts)) if len(texts[i].split()) < min_words]
+    grouped = [" ".join(t if t[-1] in ".!?" else t + "." for t in short[i:i + 3]) for i in range(0, len(short), 3)]
+    result = long + grouped
+    return [result[i] for i in rng.permutation(len(result))]
