@@ -11,8 +11,8 @@ import scipy.signal
 import soundfile
 import torch
 
-from speechlib.io.kaldi import read_dict
 from speechlib.data.trials import extended_trials, make_trials, read_trials, write_trials
+from speechlib.io.kaldi import read_dict
 from speechlib.metrics.pitch import pitch_correlation, track_correlation
 from speechlib.metrics.verification import (bootstrap_replicates, eer, error_rates, group_weights, min_dcf,
                                             verification_summary)
@@ -410,11 +410,28 @@ def test_protection_never_clips_and_restore_undoes_the_headroom_gain_exactly():
     assert np.array_equal(protect_signal(generator, quiet)[0], run_ssed(generator, quiet))
 
 
-# ---------------------------------------------------------------- bad input to protect/restore
+# ---------------------------------------------------------------- protect/restore commands
+SMALL_SSED = {"channels": (4, 8, 8), "strides": (4, 4), "residual_blocks": 1, "kernel": 7, "eps": 0.05}
+
+
+def _saved_pair(path, seed=0):
+    """exp/model/{protect,restore} of untrained tiny SSEDs and a tiny white-box ECAPA."""
+    from speechlib.nn.speaker import build_encoder, save_pretrained
+
+    torch.manual_seed(seed)
+    save_pretrained(build_encoder("ecapa", 80, 16, 8).eval(), path / "speaker_white", "ecapa", 16, 8)
+    save_models(path / "model", SMALL_SSED, SSED(**SMALL_SSED), SSED(**SMALL_SSED), path / "speaker_white",
+                16000, "mini")
+    return path
+
+
+def _cli(verb, *args):
+    return apply_main(verb, "", [*map(str, args), "--quiet"])
+
+
 def test_bad_entries_are_refused_or_processed_never_crash(tmp_path):
-    kwargs = {"channels": (4, 8, 8), "strides": (4, 4), "residual_blocks": 1, "kernel": 7, "eps": 0.05}
-    save_models(tmp_path / "exp" / "model", kwargs, SSED(**kwargs), SSED(**kwargs))
-    model = load_model(tmp_path / "exp", "generator")
+    exp = _saved_pair(tmp_path / "exp")
+    model = load_model(exp, "generator")
     sr = 16000
     rng = np.random.default_rng(0)
     files = {"good": 0.1 * rng.standard_normal(sr), "silent": np.zeros(sr), "clipped": np.clip(3 * rng.standard_normal(sr), -1, 1),
@@ -425,8 +442,7 @@ def test_bad_entries_are_refused_or_processed_never_crash(tmp_path):
         lines.append(f"{name} {tmp_path / f'{name}.wav'}\n")
     lines.append(f"missing {tmp_path / 'nope.wav'}\n")
     (tmp_path / "wav.scp").write_text("".join(sorted(lines)))
-    code = apply_main("protect", "", ["--model", str(tmp_path / "exp"), "--in", str(tmp_path / "wav.scp"),
-                                      "--out", str(tmp_path / "out"), "--quiet"])
+    code = _cli("protect", "--model", exp, "--in", tmp_path / "wav.scp", "--out", tmp_path / "out")
     assert code == 1  # not every input was done
     assert sorted(read_dict(tmp_path / "out" / "wav.scp")) == ["clipped", "good"]
     refused = dict(line.split("\t", 1) for line in (tmp_path / "out" / "refused.txt").read_text().splitlines())
@@ -434,6 +450,54 @@ def test_bad_entries_are_refused_or_processed_never_crash(tmp_path):
     assert "too short" in refused["short"] and "silent" in refused["silent"] and "nope.wav" in refused["missing"]
     out, _ = soundfile.read(tmp_path / "out" / "clipped.wav")
     assert np.abs(out).max() <= 1.0
+
+
+def test_protection_and_restoration_are_separate_model_directories(tmp_path):
+    from speechlib.io.errors import InputError
+
+    exp = _saved_pair(tmp_path / "exp")
+    for kind in ("protect", "restore"):
+        assert (exp / "model" / kind / "model.json").is_file() and (exp / "model" / kind / "ssed.pt").is_file()
+    with pytest.raises(InputError, match="not a voice_privacy restore model"):
+        load_model(exp / "model" / "protect", "remover")
+
+
+def test_restore_refuses_unprotected_files_and_files_of_another_model(tmp_path, capsys):
+    exp, other = _saved_pair(tmp_path / "exp"), _saved_pair(tmp_path / "other", seed=1)
+    signal = (0.3 * np.sin(np.arange(16000) / 7)).astype(np.float32)
+    soundfile.write(tmp_path / "plain.wav", signal, 16000)
+    original = (tmp_path / "plain.wav").read_bytes()
+    assert _cli("restore", "--model", exp, "--in", tmp_path / "plain.wav", "--out", tmp_path / "r.wav") == 1
+    assert "no voice-privacy provenance" in capsys.readouterr().err and not (tmp_path / "r.wav").exists()
+    assert _cli("protect", "--model", other, "--in", tmp_path / "plain.wav", "--out", tmp_path / "p.wav") == 0
+    assert _cli("restore", "--model", exp, "--in", tmp_path / "p.wav", "--out", tmp_path / "r.wav") == 1
+    assert "protected by another model" in capsys.readouterr().err
+    assert _cli("restore", "--model", exp, "--in", tmp_path / "p.wav", "--out", tmp_path / "r.wav", "--force") == 0
+    assert _cli("restore", "--model", other, "--in", tmp_path / "p.wav", "--out", tmp_path / "r2.wav") == 0
+    # --out equal to --in: refused before any work, the input untouched
+    assert _cli("protect", "--model", exp, "--in", tmp_path / "plain.wav", "--out", tmp_path / "plain.wav") == 2
+    assert (tmp_path / "plain.wav").read_bytes() == original
+
+
+def test_a_48k_stereo_recording_near_full_scale_comes_back_48k_stereo_unclipped(tmp_path, capsys):
+    """Channels processed independently at 16 kHz and resampled back; the headroom gain keeps
+    the protected file below full scale (no clipping note) and travels to restore, which puts
+    the level back; --report prints the white-box cosine per file."""
+    exp = _saved_pair(tmp_path / "exp")
+    t = np.arange(48000 * 2) / 48000
+    stereo = np.stack([0.999 * np.sin(2 * np.pi * 220 * t), 0.5 * np.sin(2 * np.pi * 330 * t)], axis=1)
+    soundfile.write(tmp_path / "in.wav", stereo, 48000, subtype="PCM_16")
+    assert _cli("protect", "--model", exp, "--in", tmp_path / "in.wav", "--out", tmp_path / "p.flac", "--report") == 0
+    out = capsys.readouterr()
+    assert "scaled" not in out.err and "report: " in out.out and "white-box cosine" in out.out
+    protected, rate = soundfile.read(tmp_path / "p.flac")
+    assert rate == 48000 and protected.shape == stereo.shape and np.abs(protected).max() < 1.0
+    assert _cli("restore", "--model", exp, "--in", tmp_path / "p.flac", "--out", tmp_path / "r.wav") == 0
+    restored, rate = soundfile.read(tmp_path / "r.wav")
+    assert rate == 48000 and restored.shape == stereo.shape
+    gain = (FULL_SCALE - 0.05) / 0.999
+    assert np.abs(protected[:, 0]).max() == pytest.approx(gain * 0.999, abs=0.06)
+    assert np.abs(restored[:, 0]).max() == pytest.approx(0.999, abs=0.06 / gain)
 
 
 # ---------------------------------------------------------------- the pretrained black box

@@ -19,6 +19,7 @@ throughput.json, det/<set>_<gender>_<model>.png (extended protocol).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Callable
@@ -38,6 +39,8 @@ from speechlib.nn.speaker import embed_batched, load_pretrained
 from speechlib.tasks.stage import start_stage
 from speechlib.tasks.voice_privacy.figures import det_plot
 from speechlib.tasks.voice_privacy.protect_sets import CONTROL, condition_dir
+
+logger = logging.getLogger("voice_privacy.asv")
 
 # (enrolment condition, test condition) per Table 1 column, then the matched-noise control
 CONDITION_PAIRS = {"rec-rec": ("rec", "rec"), "rec-adv": ("rec", "adv"), "adv-adv": ("adv", "adv"),
@@ -113,13 +116,12 @@ def per_utterance_cosines(embeddings: dict, utts: list[str]) -> dict[str, dict[s
 
 
 def main() -> None:
-    stage = start_stage("asv")
+    stage = start_stage("asv", options=())
     hp = stage.hparams
     tag, out_dir = stage.exp_dir.name, stage.exp_dir / "asv"
     if stage.is_done((out_dir / "eer.json", out_dir / "cosines.json")):
-        print("asv: up to date")
+        logger.info("asv: up to date")
         return
-    torch.set_num_threads(int(hp["threads"]))
     embedders = build_embedders(stage.exp_dir, int(hp["embed_batch_size"]))
     results: dict = {p: {} for p in PROTOCOLS}
     differences: dict = {p: {} for p in PROTOCOLS}
@@ -156,9 +158,8 @@ def main() -> None:
                     if protocol == "extended":
                         det_plot(det, out_dir / "det" / f"{subset}_{gender}_{model}.png",
                                    title=f"{subset} {gender} {model} (extended protocol)")
-                    print(f"asv: {protocol} {subset} {gender} {model}: " + ", ".join(
-                        f"{k} {v['eer']:.1f} [{v['eer_lo']:.1f}, {v['eer_hi']:.1f}]" for k, v in metrics.items()),
-                        flush=True)
+                    logger.info(f"asv: {protocol} {subset} {gender} {model}: " + ", ".join(
+                        f"{k} {v['eer']:.1f} [{v['eer_lo']:.1f}, {v['eer_hi']:.1f}]" for k, v in metrics.items()))
     throughput = {m: {"utterances": counts[m], "seconds": seconds[m],
                       "utterances_per_second": counts[m] / max(seconds[m], 1e-9)} for m in MODELS}
     throughput["threads"] = torch.get_num_threads()
@@ -166,7 +167,7 @@ def main() -> None:
     atomic_write_text(out_dir / "cosines.json", json.dumps(cosines) + "\n")
     atomic_write_text(out_dir / "eer.json", json.dumps({"metrics": results, "differences": differences,
                                                         "bootstrap": int(hp["bootstrap"])}, indent=1) + "\n")
-    print(f"asv: wrote {out_dir}/eer.json")
+    logger.info(f"asv: wrote {out_dir}/eer.json")
     stage.mark_done()
 
 

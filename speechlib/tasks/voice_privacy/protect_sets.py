@@ -15,11 +15,11 @@ exp/<tag>/audio/<set>/refused.txt listing inputs that could not be processed.
 """
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from speechlib.data.datadir import subset_data_dir
@@ -31,6 +31,8 @@ from speechlib.signal.purification import PURIFIERS, purify
 from speechlib.tasks.stage import start_stage
 from speechlib.tasks.voice_privacy.headroom import protect_signal, restore_signal
 from speechlib.tasks.voice_privacy.model_io import load_model
+
+logger = logging.getLogger("voice_privacy.protect_sets")
 
 CONTROL = "gn"  # the recording plus Gaussian noise at the adversarial perturbation's SNR
 CONDITIONS = ("adv", "rst", *PURIFIERS, CONTROL)
@@ -84,7 +86,7 @@ def protect_set(hp: dict, exp_dir: Path, subset: str, tag: str) -> tuple[int, di
     if refused:
         write_table(audio / "refused.txt", refused)
         for utt, message in refused.items():
-            print(f"protect_sets: refused {utt}: {message}")
+            logger.info(f"protect_sets: refused {utt}: {message}")
     for cond in CONDITIONS:  # the source dir's tables for the utterances processed, new audio
         out = condition_dir(hp["data_folder"], subset, cond, tag)
         write_table(audio / f"{cond}.list", {utt: "" for utt in scp[cond]})
@@ -95,21 +97,20 @@ def protect_set(hp: dict, exp_dir: Path, subset: str, tag: str) -> tuple[int, di
     write_table(condition_dir(hp["data_folder"], subset, CONTROL, tag) / "utt2snr",
                 {u: f"{s:.4f}" for u, s in adv_snr.items()})
     scaled = sum(g < 1.0 for g in gains.values())
-    print(f"protect_sets: {subset}: {len(gains)} utterances, {len(refused)} refused, {scaled} scaled down "
-          f"for headroom, matched-noise SNR mean {np.mean(list(adv_snr.values())):.2f} dB")
+    logger.info(f"protect_sets: {subset}: {len(gains)} utterances, {len(refused)} refused, {scaled} scaled down "
+                f"for headroom, matched-noise SNR mean {np.mean(list(adv_snr.values())):.2f} dB")
     return len(gains), refused
 
 
 def main() -> None:
-    stage = start_stage("protect_sets")
+    stage = start_stage("protect_sets", options=())
     hp = stage.hparams
     tag = stage.exp_dir.name
     outputs = tuple(condition_dir(hp["data_folder"], s, c, tag) / "wav.scp"
                     for s in hp["eval_subsets"] for c in CONDITIONS)
     if stage.is_done(outputs):
-        print("protect_sets: up to date")
+        logger.info("protect_sets: up to date")
         return
-    torch.set_num_threads(int(hp["threads"]))
     for subset in hp["eval_subsets"]:
         protect_set(hp, stage.exp_dir, subset, tag)
     stage.mark_done()

@@ -1,6 +1,6 @@
 """Stage 5 of egs/voice_privacy: speech quality and content on the test set (the paper's Table 2).
 
-    python -m speechlib.tasks.voice_privacy.quality conf/x.yaml --output_folder exp/x --job_id 1 --num_jobs 2
+    python -m speechlib.tasks.voice_privacy.quality conf/x.yaml --output_folder exp/x --job 1 --nj 2
 
 For rec, adv, rst, an, qt, ms: PESQ (wide band, on the paper's -0.5..4.5 scale) and SNR against
 the recording, the ASR transcript (for the WER), and the YAAPT pitch correlation with the
@@ -11,6 +11,7 @@ a failed PESQ or an unvoiced pitch track is NaN there, and the report counts the
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -26,8 +27,9 @@ from speechlib.metrics.pitch import f0_track, track_correlation
 from speechlib.signal.mixing import snr_db
 from speechlib.tasks.stage import start_stage
 from speechlib.tasks.voice_privacy.asr import build_recogniser
-from speechlib.tasks.voice_privacy.cli import argv_option
 from speechlib.tasks.voice_privacy.protect_sets import CONDITIONS, condition_dir
+
+logger = logging.getLogger("voice_privacy.quality")
 
 TABLE2_CONDITIONS = ("rec", *CONDITIONS)
 
@@ -66,21 +68,21 @@ def select_utterances(utt2spk: dict[str, str], limit: int | None) -> list[str]:
 
 
 def main() -> None:
-    stage = start_stage(f"quality.{argv_option('job_id', '1')}")
+    stage = start_stage("quality.{job}of{nj}", options=(), jobs=True)
     hp = stage.hparams
-    tag, job, jobs = stage.exp_dir.name, int(hp["job_id"]), int(hp["num_jobs"])
+    tag, job, jobs = stage.exp_dir.name, stage.job, stage.nj
     out = stage.exp_dir / "quality" / f"part.{job}.jsonl"
     if stage.is_done((out,)):
-        print(f"quality: {out} is up to date")
+        logger.info(f"quality: {out} is up to date")
         return
     subset, rate = hp["quality_subset"], hp["sample_rate"]
     scps = {c: read_dict(condition_dir(hp["data_folder"], subset, c, tag) / "wav.scp") for c in TABLE2_CONDITIONS}
     utt2spk = {u: s for u, s in read_dict(Path(hp["data_folder"]) / subset / "utt2spk").items()
                if all(u in scp for scp in scps.values())}
-    utts = select_utterances(utt2spk, hp.get("quality_max_utts"))[job - 1::jobs]
+    utts = select_utterances(utt2spk, hp["quality_max_utts"])[job - 1::jobs]
     text = read_dict(Path(hp["data_folder"]) / subset / "text")
     languages = read_dict(Path(hp["data_folder"]) / subset / "utt2lang")
-    recognise = build_recogniser(hp["asr"], hp.get("whisper_dir"), rate)
+    recognise = build_recogniser(hp["asr"], hp["whisper_dir"], rate)
     rows = []
     for utt in tqdm(utts, desc=f"quality job {job}/{jobs}"):
         reference, _ = load_audio(scps["rec"][utt], rate, utt=utt)
@@ -97,7 +99,7 @@ def main() -> None:
                                                          else f0_track(signal, rate))})
     atomic_write_text(out, "".join(json.dumps(row) + "\n" for row in rows))
     stage.mark_done()
-    print(f"quality: job {job}/{jobs}: {len(utts)} utterances x {len(TABLE2_CONDITIONS)} conditions -> {out}")
+    logger.info(f"quality: job {job}/{jobs}: {len(utts)} utterances x {len(TABLE2_CONDITIONS)} conditions -> {out}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ beside ours, audio examples, and the speed figures of the run.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -24,6 +25,8 @@ from speechlib.tasks.voice_privacy.asv import CONDITION_PAIRS, DIFFERENCES, MODE
 from speechlib.tasks.voice_privacy.figures import cosine_histograms
 from speechlib.tasks.voice_privacy.protect_sets import CONTROL, condition_dir
 from speechlib.tasks.voice_privacy.quality import TABLE2_CONDITIONS
+
+logger = logging.getLogger("voice_privacy.report")
 
 # Guo et al., Table 1 (EER %): white box then black box, columns as CONDITION_PAIRS.
 PAPER_TABLE1 = {
@@ -57,8 +60,15 @@ def cell_rows(subsets: list[str]) -> list[tuple[str, str, str]]:
             for subset in dict.fromkeys(["test-clean", "dev-clean", *subsets]) for g in ("m", "f")]
 
 
-def eer_tables(asv: dict, subsets: list[str], corpus: str) -> list[ResultTable]:
+def missing_reason(subset: str, hp: dict) -> str:
+    if subset in hp["speaker_train_extra_subsets"]:
+        return "not run (its speakers train the speaker models on this corpus)"
+    return "not run (not in eval_subsets)"
+
+
+def eer_tables(asv: dict, hp: dict, corpus: str) -> list[ResultTable]:
     """Table 1 per protocol and model: EER (%) [95 % CI] per condition pair."""
+    subsets = list(hp["eval_subsets"])
     tables = []
     for protocol in PROTOCOLS:
         for model in MODELS:
@@ -66,7 +76,7 @@ def eer_tables(asv: dict, subsets: list[str], corpus: str) -> list[ResultTable]:
             for name, subset, gender in cell_rows(subsets):
                 cells = asv["metrics"][protocol].get(subset, {}).get(gender, {}).get(model)
                 rows[name] = ([with_ci(cells[pair]) for pair in CONDITION_PAIRS] if cells else
-                              ["not run (not in eval_subsets)"] + [None] * (len(CONDITION_PAIRS) - 1))
+                              [missing_reason(subset, hp)] + [None] * (len(CONDITION_PAIRS) - 1))
                 if protocol == "paper" and model in PAPER_COLUMNS and (subset, gender) in PAPER_TABLE1:
                     paper[name] = PAPER_TABLE1[(subset, gender)][PAPER_COLUMNS[model]] + [None]
             trials = ("1 target + 30 non-target trials per speaker (the paper's protocol, 20 target trials "
@@ -183,7 +193,7 @@ def copy_examples(hp: dict, exp_dir: Path, tag: str, count: int) -> list[str]:
 
 
 def main() -> None:
-    stage = start_stage("report")
+    stage = start_stage("report", options=())
     hp = stage.hparams
     exp_dir, tag = stage.exp_dir, stage.exp_dir.name
     eer_path = exp_dir / "asv" / "eer.json"
@@ -226,11 +236,11 @@ def main() -> None:
                   "speaker models and a few epochs of joint training; the paper's rows are for LibriSpeech "
                   "with models trained on VoxCeleb1+2 and 30 epochs. Paper-scale configs "
                   "(conf/paper_voice_privacy.yaml) were not run: they need a GPU."]
-    tables = [*eer_tables(asv, subsets, corpus), *dcf_and_difference_tables(asv, subsets, corpus),
+    tables = [*eer_tables(asv, hp, corpus), *dcf_and_difference_tables(asv, subsets, corpus),
               cosine_table(cosines, subsets, corpus), t2, t3]
     path = write_results(exp_dir, "egs/voice_privacy", tables, corpus=corpus, notes="\n".join(notes))
     stage.mark_done()
-    print(f"report: wrote {path}")
+    logger.info(f"report: wrote {path}")
 
 
 if __name__ == "__main__":

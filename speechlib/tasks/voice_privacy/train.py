@@ -10,6 +10,7 @@ checkpoint; the trained pair is written to exp/<tag>/model/.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from speechlib.tasks.brain import RecipeBrain
 from speechlib.tasks.stage import announce_resume, start_stage
 from speechlib.tasks.voice_privacy.losses import LossWeights, joint_losses
 from speechlib.tasks.voice_privacy.model_io import save_models, ssed_kwargs
+
+logger = logging.getLogger("voice_privacy.train")
 
 
 class JointBrain(RecipeBrain):
@@ -60,7 +63,7 @@ class JointBrain(RecipeBrain):
         stats["audio_seconds_per_second"] = self.samples / self.hparams.sample_rate / max(elapsed, 1e-9)
         self.hparams.train_logger.log_stats({"epoch": epoch}, train_stats=stats)
         self.tensorboard.log_stats({"epoch": epoch}, train_stats=stats)
-        print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in stats.items()), flush=True)
+        logger.info(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in stats.items()))
         self.record(epoch, stats)
         self.checkpointer.save_and_keep_only(num_to_keep=1)
 
@@ -72,11 +75,11 @@ class JointBrain(RecipeBrain):
 
 
 def main() -> None:
-    stage = start_stage("train")
+    stage = start_stage("train", options=())
     hp = stage.hparams
     model_dir = stage.exp_dir / "model"
     if stage.is_done((model_dir / "protect" / "model.json", model_dir / "restore" / "model.json")):
-        print(f"train: {model_dir} is up to date")
+        logger.info(f"train: {model_dir} is up to date")
         return
     kwargs = ssed_kwargs(hp)
     generator, remover = SSED(**kwargs), SSED(**kwargs)
@@ -96,13 +99,14 @@ def main() -> None:
     brain.crop_generator = torch.Generator().manual_seed(int(hp["seed"]))
     brain.tensorboard = sb.utils.train_logger.TensorboardLogger(str(stage.exp_dir / "tensorboard" / "joint"))
     announce_resume(checkpointer)
-    print(f"train: generator+remover, {sum(p.numel() for p in generator.parameters())} parameters each, "
-          f"{len(train)} utterances, {hp['number_of_epochs']} epochs", flush=True)
-    loader = {"batch_size": hp["batch_size"], "shuffle": True, "num_workers": hp.get("num_workers", 0)}
+    logger.info(f"train: generator+remover, {sum(p.numel() for p in generator.parameters())} parameters each, "
+                f"{len(train)} utterances, {hp['number_of_epochs']} epochs")
+    loader = {"batch_size": hp["batch_size"], "shuffle": True, "num_workers": hp["num_workers"]}
     brain.fit(epoch_counter, train, None, train_loader_kwargs=loader)
-    save_models(model_dir, kwargs, generator.cpu(), remover.cpu(), hp["sample_rate"], hp["corpus"])
+    save_models(model_dir, kwargs, generator.cpu(), remover.cpu(), stage.exp_dir / "speaker_white",
+                hp["sample_rate"], hp["corpus"])
     stage.mark_done()
-    print(f"train: wrote {model_dir}")
+    logger.info(f"train: wrote {model_dir}")
 
 
 if __name__ == "__main__":

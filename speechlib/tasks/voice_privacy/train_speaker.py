@@ -10,6 +10,7 @@ pretrained layout (hyperparams.yaml + embedding_model.ckpt).
 """
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -19,12 +20,13 @@ import torch
 
 from speechlib.data.dataset import load_datadir_dataset
 from speechlib.io.audio import load_audio
-from speechlib.io.errors import InputError, exit_on_input_error
+from speechlib.io.errors import exit_on_input_error
 from speechlib.io.kaldi import read_dict
 from speechlib.nn.speaker import AAMSoftmaxHead, Augmenter, build_encoder, load_pretrained, random_crops, save_pretrained
 from speechlib.tasks.brain import RecipeBrain
-from speechlib.tasks.stage import announce_resume, start_stage
-from speechlib.tasks.voice_privacy.cli import argv_option
+from speechlib.tasks.stage import Option, announce_resume, start_stage
+
+logger = logging.getLogger("voice_privacy.train_speaker")
 
 
 class SpeakerBrain(RecipeBrain):
@@ -53,7 +55,7 @@ class SpeakerBrain(RecipeBrain):
         stats = {"loss": stage_loss, "accuracy": self.correct / max(1, self.total)}
         self.hparams.train_logger.log_stats({"epoch": epoch}, train_stats=stats)
         self.tensorboard.log_stats({"epoch": epoch}, train_stats=stats)
-        print(f"epoch {epoch}: loss {stage_loss:.3f}, train accuracy {stats['accuracy']:.3f}", flush=True)
+        logger.info(f"epoch {epoch}: loss {stage_loss:.3f}, train accuracy {stats['accuracy']:.3f}")
         self.checkpointer.save_and_keep_only(num_to_keep=1)
 
 
@@ -68,22 +70,20 @@ def load_noises(noise_dir: Path, max_clips: int, sample_rate: int) -> list[np.nd
 
 
 def main() -> None:
-    role = argv_option("role")
-    if role not in ("white", "black"):
-        raise InputError(f"train_speaker needs --role white or --role black, got '{role}'")
-    stage = start_stage(f"train_speaker_{role}")
+    stage = start_stage("train_speaker_{role}", options=(Option("role", "which speaker model", ("white", "black")),))
+    role = stage.options["role"]
     hp = stage.hparams
     out_dir = stage.exp_dir / f"speaker_{role}"
     outputs = (out_dir / "embedding_model.ckpt",)
     if stage.is_done(outputs):
-        print(f"train_speaker: {out_dir} is up to date")
+        logger.info(f"train_speaker: {out_dir} is up to date")
         return
-    pretrained = hp.get("ecapa_pretrained_dir")
+    pretrained = hp["ecapa_pretrained_dir"]
     if role == "white" and pretrained:
         load_pretrained(pretrained)  # fail early on a broken directory
         shutil.rmtree(out_dir, ignore_errors=True)
         shutil.copytree(pretrained, out_dir)
-        print(f"train_speaker: white-box model copied from ECAPA_PRETRAINED_DIR={pretrained}")
+        logger.info(f"train_speaker: white-box model copied from ECAPA_PRETRAINED_DIR={pretrained}")
         stage.mark_done()
         return
     spec = hp[f"{role}_model"]
@@ -110,12 +110,12 @@ def main() -> None:
                                  hp["augment_reverb_prob"], seed=int(spec["seed"]))
                        if hp["augment"] else None)
     announce_resume(checkpointer)
-    print(f"train_speaker: {role} = {spec['architecture']} on {len(speakers)} speakers, "
-          f"{len(train)} utterances, {len(noises)} noise clips for augmentation", flush=True)
+    logger.info(f"train_speaker: {role} = {spec['architecture']} on {len(speakers)} speakers, "
+                f"{len(train)} utterances, {len(noises)} noise clips for augmentation")
     brain.fit(epoch_counter, train, None, train_loader_kwargs={"batch_size": hp["speaker_batch_size"], "shuffle": True})
     save_pretrained(encoder.cpu(), out_dir, spec["architecture"], spec["channels"], spec["embedding_dim"])
     stage.mark_done()
-    print(f"train_speaker: wrote {out_dir}")
+    logger.info(f"train_speaker: wrote {out_dir}")
 
 
 if __name__ == "__main__":
