@@ -7,20 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from speechlib.data.mini import default_root
 from speechlib.io.errors import InputError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def resolve_corpus(variable: str, value: str | None, mini_subdir: str, mini_root: str | Path | None = None,
                    expect: tuple[str, ...] = ()) -> tuple[Path, bool]:
     """Return (corpus directory, is_mini).
 
-    `value` empty: the mini corpus's `mini_subdir` (under `mini_root`, default <repo>/mini).
+    `value` empty: the mini corpus's `mini_subdir` (under `mini_root`, default the one rule:
+    $SPEECHLIB_MINI, else <repo>/mini, see speechlib.data.mini.default_root).
     Otherwise `value` must be an existing directory holding every relative path in `expect`.
     """
     if value is None or not str(value).strip():
-        root = Path(mini_root) if mini_root else REPO_ROOT / "mini"
+        root = Path(mini_root) if mini_root else default_root()
         path = root / mini_subdir
         if not path.is_dir():
             raise InputError(f"db.sh: {variable} is empty, so the mini corpus is used, but {path} does not "

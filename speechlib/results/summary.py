@@ -44,8 +44,8 @@ def summary_rows(recipe: str, experiment: dict) -> list[list[str]]:
     return rows
 
 
-def build(root: Path) -> str:
-    recipes = sorted(root.glob("egs/*/results.json"))
+def build(root: Path, only: list[str] | None = None) -> str:
+    recipes = sorted(path for path in root.glob("egs/*/results.json") if not only or path.parent.name in only)
     if not recipes:
         raise InputError("no egs/*/results.json: run a recipe (its last stage collects its results)", str(root))
     lines = ["# RESULTS: every recipe", "",
@@ -72,9 +72,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (holds egs/)")
     parser.add_argument("--out", type=Path, default=None, help="default: <root>/RESULTS.md")
+    parser.add_argument("--recipes", nargs="+", default=None, help="only these recipes (default: every one)")
     args = parser.parse_args()
     out = args.out or args.root / "RESULTS.md"
-    atomic_write_text(out, build(args.root))
+    atomic_write_text(out, build(args.root, args.recipes))
     print(f"wrote {out}")
 
 
