@@ -1,74 +1,88 @@
 #!/usr/bin/env bash
 # egs/se_uda: unsupervised domain adaptation for speech enhancement across a large domain gap
 # (Frenkel, Goldberger & Chazan): source LibriSpeech + WHAM!, target non-English DNS.
-#   ./run.sh                                   # all stages, mini corpus
+#   ./run.sh                                   # all stages, mini corpus (about 15 min on 2 cores)
 #   ./run.sh --stage 4 --stop-stage 6 --tag try1
+#   ./run.sh --config conf/small_se_uda.yaml   # every system with 3 seeds (the config's `seeds`)
 #   ./run.sh --config conf/paper_se_uda.yaml --ngpu 1
 set -euo pipefail
 
 stage=0          # first stage to run
 stop_stage=10000 # last stage to run
-nj=2             # parallel jobs for array stages (scoring)
-ngpu=0           # GPUs for training (0: CPU)
+nj=2             # parallel scoring jobs on CPU (with --ngpu > 0: one job on the GPU)
+ngpu=0           # GPUs for training (0: CPU; >1: DDP through speechlib.launch.distributed)
 config=conf/mini_se_uda.yaml
 tag=""           # exp/<tag>; default: the config's name
-seed=1
+seed=1           # seed of stages 0-1 (the fixed sets use the config's test_seed)
+seeds=""         # seeds of stages 2-8; default: the config's `seeds: [..]` line
 help_message="Usage: $0 [options]
-  --stage N        first stage (0: data, 1: mixing, 2: source model, 3: domain classifier,
-                   4: DANN, 5: RemixIT and DANN+RemixIT, 6: SRST, 7: target model, 8: scoring)
-                                                                  [${stage}]
-  --stop-stage N   last stage                                     [${stop_stage}]
-  --nj N           parallel scoring jobs                          [${nj}]
-  --ngpu N         GPUs for training (0 or 1)                     [${ngpu}]
-  --config FILE    hyperpyyaml config                             [${config}]
-  --tag NAME       experiment name (exp/NAME)                     [config name]
-  --seed N         seed for Python, NumPy and torch               [${seed}]"
+  --stage N        first stage (0: data, 1: fixed validation/test sets, 2: source and
+                   oracle target models, 3: domain classifier, 4: DANN, 5: RemixIT and
+                   DANN+RemixIT, 6: SRST, 7: scoring, 8: report)             [${stage}]
+  --stop-stage N   last stage                                                 [${stop_stage}]
+  --nj N           parallel CPU scoring jobs                                  [${nj}]
+  --ngpu N         GPUs for training and scoring                              [${ngpu}]
+  --config FILE    hyperpyyaml config                                         [${config}]
+  --tag NAME       experiment name (exp/NAME)                                 [config name]
+  --seed N         seed of stages 0-1                                         [${seed}]
+  --seeds \"1 2 3\"  training seeds (exp/NAME/seed<N> each)                     [config's seeds]"
 
-. utils/recipe_init.sh  # options, path/cmd/db, expdir, opts, resume script
-if [ "${ngpu}" -gt 0 ]; then
-    device=cuda:0; train=(${cuda_cmd} --gpu "${ngpu}")
-else
-    device=cpu; train=(${train_cmd})
+. utils/recipe_init.sh  # options, path/cmd/db, expdir, opts, db_opts, log, stage_begin, launch, train_job
+seeds=${seeds:-$(sed -n 's/^seeds: *\[\(.*\)\].*/\1/p' "${config}" | tr ',' ' ')}
+[ -n "${seeds// /}" ] || { echo "$0: error: no seeds (--seeds or a 'seeds: [..]' line in ${config})" >&2; exit 1; }
+
+if stage_begin 0 "data: source, target and English speech and noise lists, leakage check"; then
+    launch ${train_cmd} "${expdir}/log/prepare.log" python -m speechlib.tasks.se_uda.prepare "${opts[@]}" "${db_opts[@]}"
 fi
 
-train_system() {  # train_system <system>: one training of stages 2-7
-    echo "  training $1 (log: ${expdir}/log/train_$1.log)"
-    "${train[@]}" "${expdir}/log/train_$1.log" \
-        python -m speechlib.tasks.se_uda.train "${opts[@]}" --system "$1" --device "${device}"
+if stage_begin 1 "fixed validation and test mixtures (own generators, manifest hashes)"; then
+    launch ${train_cmd} "${expdir}/log/mix.log" python -m speechlib.tasks.se_uda.mix "${opts[@]}"
+fi
+
+# Stages 2-6: the trainings, in dependency order; the systems of one stage do not depend on each
+# other and train at the same time (two processes: one per core, or both on the GPU).
+train_systems() {  # train_systems SEED SYSTEM...
+    local s=$1 pids=() system code=0
+    shift
+    for system in "$@"; do
+        train_job "${expdir}/seed${s}/log/train_${system}.log" python -m speechlib.tasks.se_uda.train \
+            "${config}" --output_folder "${expdir}/seed${s}" --seed "${s}" --system "${system}" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "${pid}" || code=$?; done
+    return "${code}"
 }
-
-if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
-    echo "stage 0: data (log: ${expdir}/log/prepare.log)"
-    ${train_cmd} "${expdir}/log/prepare.log" python -m speechlib.tasks.se_uda.prepare "${opts[@]}" \
-        --librispeech "${LIBRISPEECH}" --wham "${WHAM}" --dns "${DNS}"
-fi
-
-if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
-    echo "stage 1: mixing (log: ${expdir}/log/mix.log)"
-    ${train_cmd} "${expdir}/log/mix.log" python -m speechlib.tasks.se_uda.mix "${opts[@]}"
-fi
-
-# Stages 2-7: the trainings, in dependency order (each needs the models of the stages before it).
-stage_title=([2]="source model" [3]="domain classifier on the frozen source encoder" [4]="DANN"
+stage_title=([2]="source model and oracle target model (trained with target clean speech)"
+    [3]="domain classifier on the frozen source encoder" [4]="DANN"
     [5]="RemixIT (from the source model) and DANN+RemixIT (from the DANN model)"
-    [6]="SRST with random and with target-like source samples"
-    [7]="target model (oracle: trained with target clean speech)")
-stage_systems=([2]="source" [3]="classifier" [4]="dann" [5]="remixit dann_remixit"
-    [6]="srst_random srst_similar" [7]="target")
-for n in 2 3 4 5 6 7; do
-    if [ "${stage}" -le "${n}" ] && [ "${stop_stage}" -ge "${n}" ]; then
-        echo "stage ${n}: ${stage_title[${n}]}"
-        for system in ${stage_systems[${n}]}; do train_system "${system}"; done
+    [6]="SRST: post-DANN domain scores, then SRST with random and with target-like source samples")
+stage_systems=([2]="source target" [3]="classifier" [4]="dann" [5]="remixit dann_remixit"
+    [6]="srst_random srst_similar")
+for n in 2 3 4 5 6; do
+    if stage_begin "${n}" "${stage_title[${n}]} (seeds: ${seeds})"; then
+        for s in ${seeds}; do
+            [ "${n}" -eq 6 ] && train_systems "${s}" srst_scores
+            # shellcheck disable=SC2086
+            train_systems "${s}" ${stage_systems[${n}]}
+        done
     fi
 done
 
-if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
-    echo "stage 8: scoring, ${nj} jobs (logs: ${expdir}/log/score.*.log)"
+if stage_begin 7 "scoring every system on every test set"; then
+    if [ "${ngpu}" -gt 0 ]; then score_jobs=1; score_device=cuda:0; else score_jobs=${nj}; score_device=cpu; fi
     data=$(python -m speechlib.tasks.se_uda.score "${opts[@]}" --print_test_sets)
-    for dir in ${data}; do utils/split_data.sh --per-utt "${dir}" "${nj}" >/dev/null; done
-    ${decode_cmd} JOB=1:"${nj}" "${expdir}/log/score.JOB.log" \
-        python -m speechlib.tasks.se_uda.score "${opts[@]}" --job JOB --nj "${nj}" --device cpu
-    ${decode_cmd} "${expdir}/log/report.log" python -m speechlib.tasks.se_uda.report "${opts[@]}" --nj "${nj}"
+    for dir in ${data}; do utils/split_data.sh --per-utt "${dir}" "${score_jobs}" >/dev/null; done
+    for s in ${seeds}; do
+        launch ${decode_cmd} JOB=1:"${score_jobs}" "${expdir}/seed${s}/log/score.JOB.log" \
+            python -m speechlib.tasks.se_uda.score "${config}" --output_folder "${expdir}/seed${s}" --seed "${s}" \
+            --job JOB --nj "${score_jobs}" --device "${score_device}"
+    done
+fi
+
+if stage_begin 8 "report: tables with CIs, paired bootstrap, figures"; then
+    [ "${ngpu}" -gt 0 ] && nj=1
+    launch ${decode_cmd} "${expdir}/log/report.log" python -m speechlib.tasks.se_uda.report "${opts[@]}" \
+        --nj "${nj}" --seeds "${seeds}"
     python -m speechlib.results.collect .
-    echo "results: ${expdir}/RESULTS.md and RESULTS.md"
+    log "results: ${expdir}/RESULTS.md and RESULTS.md"
 fi

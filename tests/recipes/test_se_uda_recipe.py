@@ -1,5 +1,7 @@
 """End-to-end: egs/se_uda's tiny config through run.sh on the --small mini corpus (every stage,
-every Table 1 row), plus the bad-input paths of training and mixing.
+every table, the source model beating the mixture on the source-domain test), no file shared by
+a training and a test list, re-runs that skip and leave the fixed test sets as they were, plus
+the bad-input paths of training and mixing.
 
 `mini_small` is the session fixture of tests/fixtures_mini.py (registered in conftest)."""
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from speechlib.io.kaldi import read_dict
 from tests.helpers import PYTHON, REPO, copy_recipe, run
 
 pytestmark = pytest.mark.timeout(900)
@@ -21,43 +24,89 @@ TABLE1_ROWS = ("Noisy", "Source model", "RemixIT", "DANN", "DANN+RemixIT", "SRST
                "SRST (similar source)", "Target model")
 
 
-@pytest.fixture()
-def recipe(tmp_path) -> Path:
-    return copy_recipe("se_uda", tmp_path)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, mini_small) -> Path:
+    """The tiny config through run.sh once (every stage); the tests below read what it left."""
+    recipe = copy_recipe("se_uda", tmp_path_factory.mktemp("se_uda"))
+    out = run_recipe(recipe, mini_small)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Successfully finished" in out.stdout
+    return recipe
 
 
 def run_recipe(recipe: Path, mini: Path, *args: str) -> subprocess.CompletedProcess:
     return run(["./run.sh", "--config", "conf/tiny_se_uda.yaml", *args], cwd=recipe,
                env={"MAIN_ROOT": str(REPO), "SPEECHLIB_MINI": str(mini), "LIBRISPEECH": "", "WHAM": "", "DNS": ""},
-               timeout=800)
+               timeout=1100)
 
 
-def test_tiny_recipe_end_to_end(recipe, mini_small):
-    out = run_recipe(recipe, mini_small)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    exp = recipe / "exp" / "tiny_se_uda"
+def _cell(results: str, row: str, column: int) -> float:
+    line = next(l for l in results.splitlines() if l.startswith(f"| {row} |"))
+    return float(line.strip("|").split("|")[column].split("±")[0])
+
+
+def test_tiny_recipe_end_to_end(tiny_run):
+    exp = tiny_run / "exp" / "tiny_se_uda"
     results = (exp / "RESULTS.md").read_text()
-    number = r"-?\d+\.\d+"
+    cell = r"-?\d+\.\d+ ± \d+\.\d+"  # mean ± 95 % CI
     for row in TABLE1_ROWS:
         line = next(l for l in results.splitlines() if l.startswith(f"| {row} |"))
         cells = line.strip("|").split("|")[1:]
-        assert len(cells) == 9 and all(re.fullmatch(number, c.strip()) for c in cells), line
+        assert len(cells) == 9 and all(re.fullmatch(cell, c.strip()) for c in cells), line
         assert f"| *{row} (paper)* |" in results
     assert "Table 2: the language gap" in results and "| DNS English: Gap |" in results
-    assert (exp / "figure3_domain_scores.png").stat().st_size > 1000
-    assert (recipe / "figures" / "tiny_se_uda-figure3_domain_scores.png").is_file()
-    assert "(figures/tiny_se_uda-figure3_domain_scores.png)" in (recipe / "RESULTS.md").read_text()
-    scores = json.loads((exp / "srst" / "domain_scores.json").read_text())
+    paired = results.split("### Paired differences")[1].split("###")[0]
+    for row in ("DANN", "RemixIT", "DANN+RemixIT", "SRST (random source)", "SRST (similar source)",
+                "Target model (domain gap)"):
+        assert re.search(rf"\| {re.escape(row)} \| [+-]\d+\.\d+ \[[+-]\d+\.\d+, [+-]\d+\.\d+\]", paired), row
+    # the source model beats the mixture on the source-domain test (SI-SDRi, column 4)
+    source = results.split("### Source-domain test set")[1].split("###")[0]
+    assert _cell(source, "Source model", 4) > 0.1, source
+    for figure in ("figure3_domain_scores", "learning_curves", "si_sdr_vs_snr", "spectrograms"):
+        assert (exp / f"{figure}.png").stat().st_size > 1000
+        assert (tiny_run / "figures" / f"tiny_se_uda-{figure}.png").is_file()
+    assert (exp / "examples" / "target0dB_srst_similar.flac").is_file()
+    scores = json.loads((exp / "seed1" / "srst" / "domain_scores.json").read_text())
     assert scores["source"] and scores["target"]
-    srst_log = (exp / "log" / "train_srst_similar.txt").read_text()
-    assert "source_share: 3.00e-01" in srst_log and "source_share: 2.70e-01" in srst_log
-    assert list((exp / "tensorboard").iterdir())
-    # adaptation stages never read target clean speech: the noisy target set has no references
-    assert not (recipe / "data" / "tiny" / "target_train" / "utt2speech").exists()
-    assert (recipe / "data" / "tiny" / "target_train_oracle" / "utt2speech").exists()
-    # finished stages are skipped on a re-run
-    out = run_recipe(recipe, mini_small, "--stage", "2", "--stop-stage", "2")
-    assert out.returncode == 0 and "up to date" in (exp / "log" / "train_source.log").read_text()
+    srst = [json.loads(l) for l in [(exp / "seed1" / "srst_similar" / "loss_curve.json").read_text()]][0]
+    assert [round(row["train"]["source_share"], 2) for row in srst] == [0.30, 0.27]
+    for system in ("source", "target"):  # validation each epoch
+        curve = json.loads((exp / "seed1" / system / "loss_curve.json").read_text())
+        assert all("si_sdri" in row["valid"] for row in curve)
+
+
+def test_no_file_is_both_trained_on_and_tested(tiny_run):
+    """By inode and by content: no training list shares a recording with a test or valid list."""
+    from speechlib.data.leakage import audio_files, shared_files
+    from speechlib.tasks.se_uda.prepare import HELD_OUT_DIRS, TRAIN_DIRS
+
+    data = tiny_run / "data" / "tiny"
+    training = audio_files(data / name for name in TRAIN_DIRS)
+    held_out = audio_files(data / name for name in HELD_OUT_DIRS)
+    assert training and held_out
+    assert not shared_files(training, held_out)
+    # and the DNS test readers are not training readers
+    for lang_set in ("target_speech", "english_speech"):
+        train_spk = set(read_dict(data / f"{lang_set}_train" / "utt2spk").values())
+        assert not train_spk & set(read_dict(data / f"{lang_set}_test" / "utt2spk").values())
+
+
+def test_reruns_skip_and_test_sets_stay_fixed(tiny_run, mini_small):
+    from speechlib.tasks.se_uda.mix import read_manifest
+
+    data = tiny_run / "data" / "tiny"
+    sets = sorted(p.parent.name for p in data.glob("*/manifest.sha256"))
+    before = {name: read_manifest(data / name)["audio"] for name in sets}
+    assert {"source_test_snr0", "target_test_snr0", "english_test_snr0", "source_valid"} <= set(before)
+    out = run_recipe(tiny_run, mini_small, "--stage", "1", "--stop-stage", "2", "--tag", "tiny_se_uda")
+    assert out.returncode == 0, out.stdout[-2000:]
+    log = (tiny_run / "exp" / "tiny_se_uda" / "seed1" / "log" / "train_source.log").read_text()
+    assert "up to date" in log
+    # other training sizes and seed: stage 1 runs again, and leaves every fixed set as it was
+    out = run(["./run.sh", "--config", "conf/tiny_se_uda.yaml", "--stage", "1", "--stop-stage", "1", "--seed", "5"],
+              cwd=tiny_run, env={"MAIN_ROOT": str(REPO), "SPEECHLIB_MINI": str(mini_small)}, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert {name: read_manifest(data / name)["audio"] for name in sets} == before
 
 
 def _mixture_dir(path: Path, utts: list[str], bad: str | None) -> None:
@@ -81,7 +130,8 @@ def _mixture_dir(path: Path, utts: list[str], bad: str | None) -> None:
 
 
 def test_nan_loss_stops_training_with_utterance_ids(tmp_path):
-    _mixture_dir(tmp_path / "data" / "source_train", ["s1-a", "s1-b", "s2-c", "s2-d"], bad="s2-c")
+    """A NaN in a validation-set mixture: the first non-finite loss names the utterance."""
+    _mixture_dir(tmp_path / "data" / "source_valid", ["s1-a", "s1-b", "s2-c", "s2-d"], bad="s2-c")
     out = run([PYTHON, "-m", "speechlib.tasks.se_uda.train", str(RECIPE / "conf" / "tiny_se_uda.yaml"),
                "--system", "source", "--data_folder", str(tmp_path / "data"), "--output_folder",
                str(tmp_path / "exp"), "--batch_size", "4", "--device", "cpu"])

@@ -1,8 +1,11 @@
-"""Stage 8 of egs/se_uda, one scoring job: enhance part JOB of every test set with every
+"""Stage 7 of egs/se_uda, one scoring job: enhance part JOB of every test set with every
 system and score it (PESQ wide-band, STOI, SI-SDR; DNSMOS on a few SNR-0 utterances).
 
-    python -m speechlib.tasks.se_uda.score conf/mini_se_uda.yaml --output_folder exp/x --job 1 --nj 2
+    python -m speechlib.tasks.se_uda.score conf/mini_se_uda.yaml --output_folder exp/x --job 1 --nj 2 \
+        --device cpu
 
+Enhancement runs on `--device` (run.sh: the GPU when --ngpu > 0, one job; else --nj CPU jobs);
+the metrics run on the CPU.
 Run as a job array (`$decode_cmd JOB=1:N ...`) over `<test set>/split<N>utt/<JOB>` (made by
 utils/split_data.sh --per-utt). Per-utterance scores go to exp/<tag>/scores/<set>/<system>.<JOB>.tsv;
 report.py merges them. `--print_test_sets` prints the test data dirs (for run.sh's split step).
@@ -10,7 +13,6 @@ report.py merges them. `--print_test_sets` prints the test data dirs (for run.sh
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,25 +25,16 @@ from speechlib.io.kaldi import read_dict
 from speechlib.metrics.enhancement import DNSMOS, intrusive_scores
 from speechlib.tasks.se_uda.common import SYSTEMS, load_model, model_dir
 from speechlib.tasks.se_uda.enhancer import enhance
-from speechlib.tasks.stage import start_stage
+from speechlib.tasks.stage import Option, start_stage
 
 COLUMNS = ("pesq", "stoi", "si_sdr", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 
 
 def test_sets(hp: dict) -> list[str]:
+    """Every scored set: target (Table 1), DNS English (Table 2), source domain (every run)."""
     return [f"target_test_snr{snr}" for snr in hp["test_snrs"]] + \
-           [f"english_test_snr{snr}" for snr in hp["english_test_snrs"]]
-
-
-def _pop(argv: list[str], name: str, has_value: bool = True) -> tuple[str | None, list[str]]:
-    if name not in argv:
-        return None, argv
-    index = argv.index(name)
-    if not has_value:
-        return "1", argv[:index] + argv[index + 1:]
-    if index + 1 >= len(argv):
-        raise InputError(f"{name} needs a value")
-    return argv[index + 1], argv[:index] + argv[index + 2:]
+           [f"english_test_snr{snr}" for snr in hp["english_test_snrs"]] + \
+           [f"source_test_snr{snr}" for snr in hp["source_test_snrs"]]
 
 
 def write_scores(path: Path, rows: dict[str, dict[str, float]]) -> None:
@@ -51,7 +44,7 @@ def write_scores(path: Path, rows: dict[str, dict[str, float]]) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def score_set(hp: dict, exp_dir: Path, name: str, job: int, nj: int, dnsmos) -> None:
+def score_set(hp: dict, exp_dir: Path, name: str, job: int, nj: int, dnsmos, device: str) -> None:
     data = Path(hp["data_folder"]) / name
     part = data / f"split{nj}utt" / str(job)
     if not part.is_dir():
@@ -61,7 +54,7 @@ def score_set(hp: dict, exp_dir: Path, name: str, job: int, nj: int, dnsmos) -> 
     utts = sorted(wav)
     all_utts = sorted(read_dict(data / "wav.scp"))
     mos_utts: set[str] = set()
-    if dnsmos is not None and name.endswith("snr0") and int(hp["dnsmos_utts"]) > 0:
+    if dnsmos is not None and name.startswith("target_test") and name.endswith("snr0") and int(hp["dnsmos_utts"]) > 0:
         # evenly spread over the set, so that the jobs of a per-utterance split share the work
         picks = np.linspace(0, len(all_utts) - 1, min(len(all_utts), int(hp["dnsmos_utts"]))).round()
         mos_utts = {all_utts[int(i)] for i in picks}
@@ -73,7 +66,8 @@ def score_set(hp: dict, exp_dir: Path, name: str, job: int, nj: int, dnsmos) -> 
         if system == "noisy":
             estimates = mixtures
         else:
-            estimates = enhance(load_model(model_dir(exp_dir, system)), mixtures, int(hp["score_batch_size"]))
+            estimates = enhance(load_model(model_dir(exp_dir, system)), mixtures, int(hp["score_batch_size"]),
+                                device)
         rows = {}
         for utt, est, ref in zip(utts, estimates, references):
             rows[utt] = intrusive_scores(est, ref, sr)
@@ -82,35 +76,29 @@ def score_set(hp: dict, exp_dir: Path, name: str, job: int, nj: int, dnsmos) -> 
         write_scores(out_dir / f"{system}.{job}.tsv", rows)
 
 
+PRINT_SETS = Option("print_test_sets", "print the test data dirs (for run.sh's split step) and exit", flag=True)
+
+
 def main() -> None:
-    argv = sys.argv[1:]
-    show, argv = _pop(argv, "--print_test_sets", has_value=False)
-    job, argv = _pop(argv, "--job")
-    nj, argv = _pop(argv, "--nj")
-    if show:
-        stage = start_stage("score_sets", argv)
-        print("\n".join(str(Path(stage.hparams["data_folder"]) / s) for s in test_sets(stage.hparams)))
-        return
-    if job is None or nj is None:
-        raise InputError("--job and --nj are required (or --print_test_sets)")
-    job_i, nj_i = int(job), int(nj)
-    stage = start_stage(f"score.{job_i}of{nj_i}", argv)
+    stage = start_stage("score.{job}of{nj}", options=(PRINT_SETS,), jobs=True)
     hp = stage.hparams
+    if stage.options.get("print_test_sets"):
+        print("\n".join(str(Path(hp["data_folder"]) / s) for s in test_sets(hp)))
+        return
     missing = [s for s in SYSTEMS if not (model_dir(stage.exp_dir, s) / "model.json").is_file()]
     if missing:
-        raise InputError(f"models missing: {', '.join(missing)} (run stages 2-7 first)", str(stage.exp_dir))
-    outputs = tuple(stage.exp_dir / "scores" / name / f"{system}.{job_i}.tsv"
+        raise InputError(f"models missing: {', '.join(missing)} (run stages 2-6 first)", str(stage.exp_dir))
+    outputs = tuple(stage.exp_dir / "scores" / name / f"{system}.{stage.job}.tsv"
                     for name in test_sets(hp) for system in ("noisy",) + SYSTEMS)
     if stage.is_done(outputs):
-        print(f"score job {job_i}/{nj_i}: up to date")
+        print(f"score job {stage.job}/{stage.nj}: up to date")
         return
-    import torch
-    torch.set_num_threads(1)
+    device = str(stage.run_opts.get("device") or "cpu")
     dnsmos = DNSMOS() if hp["dnsmos"] else None
     for name in test_sets(hp):
-        score_set(hp, stage.exp_dir, name, job_i, nj_i, dnsmos)
+        score_set(hp, stage.exp_dir, name, stage.job, stage.nj, dnsmos, device)
     stage.mark_done()
-    print(f"score job {job_i}/{nj_i}: done")
+    print(f"score job {stage.job}/{stage.nj}: done")
 
 
 if __name__ == "__main__":

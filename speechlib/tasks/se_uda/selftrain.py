@@ -46,3 +46,10 @@ def source_weight(epoch: int, lambda0: float, start: float = 0.30, step: float =
 def select_subset(ranking: np.ndarray, share: float) -> np.ndarray:
     """The first round(share * N) indices of a ranking."""
     return ranking[: int(round(share * len(ranking)))]
+
+
+def mixture_consistency(speech: torch.Tensor, noise: torch.Tensor, mixture: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Project two estimates so that they sum to the mixture (Wisdom et al. 2019, equal weights):
+    each gets half of the residual x - (s + n). RemixIT applies it to the teacher's estimates."""
+    residual = (mixture - speech - noise) / 2
+    return speech + residual, noise + residual

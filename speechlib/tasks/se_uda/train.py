@@ -1,190 +1,214 @@
-"""Stages 2-7 of egs/se_uda: every training of the paper, one `--system` per call.
+"""Stages 2-6 of egs/se_uda: every training of the paper, one `--system` per call.
 
     python -m speechlib.tasks.se_uda.train conf/mini_se_uda.yaml --output_folder exp/x --system dann
 
-Systems, in dependency order: source (stage 2), classifier (3), dann (4), remixit and
-dann_remixit (5), srst_random and srst_similar (6), target (7). Each writes
-exp/<tag>/models/<system>/model.pt. Re-running a killed training resumes from its last
-checkpoint (exp/<tag>/save/<system>); a finished one does nothing; a changed config retrains.
+Systems, in dependency order: source and target (stage 2), classifier (3), dann (4), remixit
+and dann_remixit (5), srst_scores (the post-DANN classifier and its scores), srst_random and
+srst_similar (6). Trainings of one stage do not depend on each other (run.sh runs them at
+once). Each writes
+exp/<tag>/models/<system>/ (a model directory) and, through the kit (speechlib.tasks.training),
+exp/<tag>/<system>/ (checkpoints, train_log.txt, loss_curve.json, throughput.json).
+Training mixtures are drawn on the fly (data.RemixedMixtures); every epoch ends with a
+validation pass on a fixed labelled set (source_valid; target_valid for the oracle target model).
+The systems in `best_checkpoint_systems` keep the checkpoint of lowest validation loss
+(Checkpointer min_key); the adapted systems keep their last epoch, since their only labelled
+validation data is the source domain they are moving away from (README). Under torchrun
+(`--ngpu N` through speechlib.launch.distributed) SpeechBrain trains with DDP. Re-running a
+killed training resumes from its last checkpoint; a finished one does nothing; a changed config
+retrains (the kit's one invalidation rule).
 """
 from __future__ import annotations
 
 import copy
 import functools
-import shutil
-import sys
-import time
+import json
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from speechbrain.utils.checkpoints import Checkpointer
-from speechbrain.utils.epoch_loop import EpochCounter
-from speechbrain.utils.train_logger import FileTrainLogger, TensorboardLogger
+from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.utils.distributed import if_main_process
 from tqdm import tqdm
 
 from speechlib.io.atomic import atomic_write_text
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.tasks.se_uda import brains
-from speechlib.tasks.se_uda.common import (build_classifier, build_unet, load_model, mixture_dataset,
-                                           model_dir, save_model)
+from speechlib.tasks.se_uda.common import build_classifier, build_unet, load_model, mixture_dataset, model_dir, save_model
+from speechlib.tasks.se_uda.data import RemixedMixtures, make_loader, unwrap
 from speechlib.tasks.se_uda.selftrain import rank_source_by_similarity, random_ranking
-from speechlib.tasks.stage import Stage, announce_resume, start_stage
+from speechlib.tasks.stage import Option, Stage, start_stage
+from speechlib.tasks.training import build_brain, fit
 
-ORDER = ("source", "classifier", "dann", "remixit", "dann_remixit", "srst_random", "srst_similar", "target")
+ORDER = ("source", "classifier", "dann", "remixit", "dann_remixit", "srst_scores", "srst_random", "srst_similar",
+         "target")
 NEEDS = {"classifier": "source", "dann": "classifier", "remixit": "source", "dann_remixit": "dann",
-         "srst_random": "dann", "srst_similar": "dann"}
+         "srst_scores": "dann", "srst_random": "dann", "srst_similar": "dann"}
+# (speech dir, noise dir, count key, tag) of the on-the-fly training sets
+DOMAINS = {"source": ("source_speech", "source_noise", "num_source_train", "src"),
+           "target": ("target_speech_train", "target_noise_train", "num_target_train", "tgt"),
+           "english": ("english_speech_train", "target_noise_train", "num_english_train", "eng")}
 
 
-def _fresh_save_dir(save_dir: Path, fingerprint: str) -> None:
-    """Checkpoints of another config must not be resumed: wipe them when the config changed."""
-    stamp = save_dir / "config.fingerprint"
-    if save_dir.exists() and (not stamp.is_file() or stamp.read_text().strip() != fingerprint):
-        shutil.rmtree(save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stamp, fingerprint + "\n")
+def remixed(hp: dict, domain: str, with_refs: bool, frozen: bool = False, count_key: str | None = None,
+            seed_offset: int = 0) -> RemixedMixtures:
+    """The on-the-fly training mixtures of one domain (a fixed pool with `frozen`)."""
+    speech, noise, count, tag = DOMAINS[domain]
+    data = Path(hp["data_folder"])
+    return RemixedMixtures(data / speech, data / noise, hp[count_key or count], hp["segment_seconds"],
+                           tuple(hp["train_snr_range"]), hp["sample_rate"], int(hp["seed"]) * 1000 + seed_offset,
+                           with_refs, tag, hp["on_rate_mismatch"], frozen, hp["audio_cache_mb"])
 
 
-def _data(hp: dict, name: str, with_refs: bool):
-    return mixture_dataset(Path(hp["data_folder"]) / name, hp["sample_rate"], with_refs)
+def oracle_set(hp: dict):
+    """The target model's training mixtures: target (and DNS English) speech with references."""
+    target = remixed(hp, "target", True)
+    if not hp["oracle_include_english"]:
+        return target, [target]
+    english = remixed(hp, "english", True, seed_offset=1)
+    return torch.utils.data.ConcatDataset([target, english]), [target, english]
 
 
-def fit(stage: Stage, system: str, brain_cls, modules: dict, train_set, epochs: int, lr: float,
-        extra_recoverables: dict | None = None, setup=None):
-    """Build the Brain with its checkpointer and loggers, train, and return it."""
-    hp = dict(stage.hparams)
-    save_dir = stage.exp_dir / "save" / system
-    _fresh_save_dir(save_dir, stage.fingerprint)
-    counter = EpochCounter(epochs)
-    recoverables = {**modules, "counter": counter, **(extra_recoverables or {})}
-    checkpointer = Checkpointer(save_dir, recoverables=recoverables)
-    text_log = stage.exp_dir / "log" / f"train_{system}.txt"
-    if checkpointer.find_checkpoint() is None and text_log.exists():
-        text_log.unlink()  # a fresh training starts a fresh per-epoch log (a resumed one appends)
-    hp.update(train_logger=FileTrainLogger(str(text_log)),
-              tensorboard_logger=TensorboardLogger(str(stage.exp_dir / "tensorboard" / system)))
-    brain = brain_cls(modules=modules, opt_class=functools.partial(torch.optim.Adam, lr=lr), hparams=hp,
-                      run_opts=stage.run_opts, checkpointer=checkpointer)
-    if setup is not None:
-        setup(brain)
-    announce_resume(checkpointer)
-    start = time.time()
-    brain.fit(counter, train_set, train_loader_kwargs=hp["train_dataloader_opts"])
-    seconds = time.time() - start
-    samples = len(train_set) * epochs
-    brain.throughput = {"train_seconds": round(seconds, 2), "epochs": epochs,
-                        "utterances_per_second": round(samples / max(seconds, 1e-9), 2)}
+def valid_set(hp: dict, name: str = "source_valid"):
+    return mixture_dataset(Path(hp["data_folder"]) / name, hp["sample_rate"], True, hp["on_rate_mismatch"])
+
+
+def train_system(stage: Stage, system: str, brain_cls, modules: dict, train_set, epoch_datasets: list,
+                 epochs: int, lr: float, valid=None, recoverables: dict | None = None, **dependencies):
+    """Build the system's Brain with the kit (speechlib.tasks.training), train it, and restore
+    the selected checkpoint: the best validation loss (best_checkpoint_systems) or the last."""
+    hp = stage.hparams
+    world = int(torch.distributed.get_world_size()) if torch.distributed.is_initialized() else 1
+    batch = int(hp["batch_size"])
+    brain = build_brain(brain_cls, stage, system, modules, optimizer=functools.partial(torch.optim.Adam, lr=lr),
+                        epochs=epochs, recoverables=recoverables, epoch_datasets=epoch_datasets, base_lr=lr,
+                        total_steps=epochs * math.ceil(len(train_set) / (batch * world)), **dependencies)
+    best = system in hp["best_checkpoint_systems"]
+    if best:
+        brain.keep_best = {"min_keys": ["loss"]}
+    loader = {"batch_size": batch, "shuffle": True, "num_workers": int(hp["num_workers"]), "collate_fn": PaddedBatch}
+    throughput = fit(brain, train_set, valid if valid is not None else valid_set(hp), train_loader_kwargs=loader,
+                     valid_loader_kwargs={"batch_size": batch})
+    if best:
+        brain.checkpointer.recover_if_possible(min_key="loss")
+    brain.throughput = {**throughput, "train_utterances": len(train_set),
+                        "selected": "best validation loss" if best else "last epoch"}
     return brain
 
 
 def _finish(stage: Stage, system: str, brain, classifier=None) -> None:
-    unet = brain.modules.unet
-    save_model(model_dir(stage.exp_dir, system), unet, classifier, info=getattr(brain, "throughput", {}))
-    brains.write_json(model_dir(stage.exp_dir, system) / "info.json", getattr(brain, "throughput", {}))
+    """The trained system as a model directory (exp/<tag>/models/<system>), for scoring and enhance."""
+    if not if_main_process():
+        return
+    info = getattr(brain, "throughput", {})
+    save_model(model_dir(stage.exp_dir, system), unwrap(brain.modules.unet), classifier, info=info)
 
 
 def train_supervised(stage: Stage, system: str) -> None:
     hp = stage.hparams
-    name, epochs = ("source_train", hp["source_epochs"]) if system == "source" else \
-        ("target_train_oracle", hp["target_epochs"])
-    brain = fit(stage, system, brains.SupervisedBrain, {"unet": build_unet(hp)}, _data(hp, name, True),
-                epochs, hp["lr"])
+    if system == "source":
+        train_set = remixed(hp, "source", True)
+        epoch_sets, epochs, valid = [train_set], hp["source_epochs"], valid_set(hp)
+    else:
+        train_set, epoch_sets = oracle_set(hp)
+        epochs, valid = hp["target_epochs"], valid_set(hp, "target_valid")
+    brain = train_system(stage, system, brains.SupervisedBrain, {"unet": build_unet(hp)}, train_set, epoch_sets,
+                         epochs, hp["lr"], valid=valid)
     _finish(stage, system, brain)
 
 
 def train_classifier(stage: Stage, unet, classifier, system: str, epochs: int):
     hp = stage.hparams
-
-    def setup(brain):
-        brain.other_dataset = _data(hp, "target_train", False)
-    brain = fit(stage, system, brains.ClassifierBrain, {"unet": unet, "classifier": classifier},
-                _data(hp, "source_train", False), epochs, hp["classifier_lr"], setup=setup)
-    return brain
+    source, target = remixed(hp, "source", False), remixed(hp, "target", False)
+    unet.requires_grad_(False)
+    return train_system(stage, system, brains.ClassifierBrain, {"unet": unet, "classifier": classifier}, source,
+                        [source, target], epochs, hp["classifier_lr"], other_dataset=target,
+                        valid_target=valid_set(hp, "target_valid"))
 
 
 def train_dann(stage: Stage) -> None:
     hp = stage.hparams
     unet, classifier = load_model(model_dir(stage.exp_dir, "classifier"), with_classifier=True)
-
-    def setup(brain):
-        brain.other_dataset = _data(hp, "target_train", False)
-    brain = fit(stage, "dann", brains.DANNBrain, {"unet": unet, "classifier": classifier},
-                _data(hp, "source_train", True), hp["dann_epochs"], hp["dann_lr"], setup=setup)
-    _finish(stage, "dann", brain, brain.modules.classifier)
+    unet.requires_grad_(True)
+    if hp["dann_classifier"] not in ("trained", "frozen"):
+        raise InputError(f"dann_classifier must be 'trained' or 'frozen', not '{hp['dann_classifier']}'")
+    classifier.requires_grad_(hp["dann_classifier"] == "trained")
+    source, target = remixed(hp, "source", True), remixed(hp, "target", False)
+    brain = train_system(stage, "dann", brains.DANNBrain, {"unet": unet, "classifier": classifier}, source,
+                         [source, target], hp["dann_epochs"], hp["dann_lr"], other_dataset=target)
+    _finish(stage, "dann", brain, unwrap(brain.modules.classifier))
 
 
 def train_remixit(stage: Stage, system: str) -> None:
     hp = stage.hparams
     teacher = load_model(model_dir(stage.exp_dir, NEEDS[system]))
     student = copy.deepcopy(teacher)
-
-    def setup(brain):
-        brain.teacher = teacher
-    brain = fit(stage, system, brains.RemixITBrain, {"unet": student}, _data(hp, "target_train", False),
-                hp["remixit_epochs"], hp["remixit_lr"], extra_recoverables={"teacher": teacher}, setup=setup)
+    target = remixed(hp, "target", False)
+    brain = train_system(stage, system, brains.RemixITBrain, {"unet": student}, target, [target],
+                         hp["remixit_epochs"], hp["remixit_lr"], recoverables={"teacher": teacher},
+                         teacher=teacher, teacher_update=hp["teacher_update"])
     _finish(stage, system, brain)
 
 
 @torch.no_grad()
-def domain_scores(unet, classifier, dataset, batch_size: int) -> dict[str, float]:
+def domain_scores(unet, classifier, dataset, batch_size: int, device: str) -> dict[str, float]:
     """P(target) of every utterance of a (fixed-length) mixture set."""
-    import speechbrain as sb
-
-    unet.eval()
-    classifier.eval()
-    loader = sb.dataio.dataloader.make_dataloader(dataset, batch_size=batch_size)
+    unet.eval().to(device)
+    classifier.eval().to(device)
     scores: dict[str, float] = {}
-    for batch in tqdm(loader, desc="domain scores", leave=False):
-        probs = torch.sigmoid(classifier(unet.encode(batch.sig[0])))
-        scores.update(zip(batch.id, probs.tolist()))
+    for batch in tqdm(make_loader(dataset, batch_size, shuffle=False), desc="domain scores", leave=False):
+        probs = torch.sigmoid(classifier(unet.encode(batch.sig[0].to(device))))
+        scores.update(zip(batch.id, probs.cpu().tolist()))
     return scores
+
+
+def srst_pools(hp: dict) -> tuple[RemixedMixtures, RemixedMixtures]:
+    """The fixed source pool that SRST ranks and draws from, and a target pool for Figure 3."""
+    return (remixed(hp, "source", True, frozen=True, count_key="num_srst_pool", seed_offset=7),
+            remixed(hp, "target", False, frozen=True, count_key="num_srst_pool", seed_offset=7))
 
 
 def srst_scores(stage: Stage) -> dict:
     """Algorithm 1, steps 2-3: a post-DANN domain classifier (the DANN one, fine-tuned on the
-    frozen DANN encoder for `post_dann_classifier_epochs`) scores every source and target sample."""
+    frozen DANN encoder for `post_dann_classifier_epochs`) scores every source and target pool sample."""
     hp = stage.hparams
     path = stage.exp_dir / "srst" / "domain_scores.json"
     marker = stage.exp_dir / "srst" / "domain_scores.fingerprint"
     if path.is_file() and marker.is_file() and marker.read_text().strip() == stage.fingerprint:
-        import json
         return json.loads(path.read_text())
     unet, classifier = load_model(model_dir(stage.exp_dir, "dann"), with_classifier=True)
     if hp["post_dann_classifier_epochs"] > 0:
         brain = train_classifier(stage, unet, classifier, "post_dann_classifier", hp["post_dann_classifier_epochs"])
-        unet, classifier = brain.modules.unet.cpu(), brain.modules.classifier.cpu()
-    batch = hp["train_dataloader_opts"]["batch_size"]
-    payload = {"source": domain_scores(unet, classifier, _data(hp, "source_train", False), batch),
-               "target": domain_scores(unet, classifier, _data(hp, "target_train", False), batch),
+        unet, classifier = unwrap(brain.modules.unet), unwrap(brain.modules.classifier)
+    source, target = srst_pools(hp)
+    device = str(stage.run_opts.get("device") or "cpu")
+    payload = {"source": domain_scores(unet, classifier, source, int(hp["batch_size"]), device),
+               "target": domain_scores(unet, classifier, target, int(hp["batch_size"]), device),
                "selected_share": hp["srst_start_share"]}
-    brains.write_json(path, payload)
-    atomic_write_text(marker, stage.fingerprint + "\n")
+    if if_main_process():
+        brains.write_json(path, payload)
+        atomic_write_text(marker, stage.fingerprint + "\n")
     return payload
 
 
 def train_srst(stage: Stage, system: str) -> None:
     hp = stage.hparams
     scores = srst_scores(stage)
-    source_set = _data(hp, "source_train", True)
-    source_ids = sorted(scores["source"])
-    probs = np.array([scores["source"][utt] for utt in source_ids])
+    source_pool, _ = srst_pools(hp)
+    probs = np.array([scores["source"][utt] for utt in source_pool.ids()])
     ranking = rank_source_by_similarity(probs) if system == "srst_similar" else \
-        random_ranking(len(source_ids), int(hp["seed"]))
+        random_ranking(len(probs), int(hp["seed"]))
     teacher = load_model(model_dir(stage.exp_dir, "dann"))
     student = copy.deepcopy(teacher)
-
-    def setup(brain):
-        brain.teacher, brain.other_dataset = teacher, source_set
-        brain.ranking, brain.source_ids = ranking, source_ids
-        brain.hparams.teacher_update = "none"  # Algorithm 1: the teacher stays the DANN model
-    brain = fit(stage, system, brains.SRSTBrain, {"unet": student}, _data(hp, "target_train", False),
-                hp["srst_epochs"], hp["srst_lr"], extra_recoverables={"teacher": teacher}, setup=setup)
+    target = remixed(hp, "target", False)
+    brain = train_system(stage, system, brains.SRSTBrain, {"unet": student}, target, [target], hp["srst_epochs"],
+                         hp["srst_lr"], recoverables={"teacher": teacher}, teacher=teacher, other_dataset=source_pool,
+                         ranking=ranking)
     _finish(stage, system, brain)
 
 
 def run(stage: Stage, system: str) -> None:
     hp = stage.hparams
-    torch.set_num_threads(int(hp.get("train_threads", 1)))
     if system in NEEDS and not (model_dir(stage.exp_dir, NEEDS[system]) / "model.json").is_file():
         raise InputError(f"--system {system} needs the '{NEEDS[system]}' model: run its stage first",
                          str(model_dir(stage.exp_dir, NEEDS[system])))
@@ -193,34 +217,32 @@ def run(stage: Stage, system: str) -> None:
     elif system == "classifier":
         unet = load_model(model_dir(stage.exp_dir, "source"))
         brain = train_classifier(stage, unet, build_classifier(hp, unet), "classifier", hp["classifier_epochs"])
-        _finish(stage, "classifier", brain, brain.modules.classifier)
+        _finish(stage, "classifier", brain, unwrap(brain.modules.classifier))
     elif system == "dann":
         train_dann(stage)
     elif system in ("remixit", "dann_remixit"):
         train_remixit(stage, system)
+    elif system == "srst_scores":
+        srst_scores(stage)
     else:
         train_srst(stage, system)
 
 
-def _pop_system(argv: list[str]) -> tuple[str, list[str]]:
-    if "--system" not in argv or argv.index("--system") + 1 >= len(argv):
-        raise InputError(f"--system is required (one of {', '.join(ORDER)})")
-    index = argv.index("--system")
-    system = argv[index + 1]
-    if system not in ORDER:
-        raise InputError(f"unknown --system '{system}' (one of {', '.join(ORDER)})")
-    return system, argv[:index] + argv[index + 2:]
+SYSTEM = Option("system", "what to train (in dependency order)", choices=ORDER)
 
 
 def main() -> None:
-    system, argv = _pop_system(sys.argv[1:])
-    stage = start_stage(f"train_{system}", argv)
-    if stage.is_done((model_dir(stage.exp_dir, system) / "model.json",)):
-        print(f"train {system}: up to date ({model_dir(stage.exp_dir, system)})")
+    stage = start_stage("train_{system}", options=(SYSTEM,))
+    system = stage.options["system"]
+    output = stage.exp_dir / "srst" / "domain_scores.json" if system == "srst_scores" else \
+        model_dir(stage.exp_dir, system) / "model.json"
+    if stage.is_done((output,)):
+        print(f"train {system}: up to date ({output})")
         return
     run(stage, system)
-    stage.mark_done()
-    print(f"train {system}: done, model in {model_dir(stage.exp_dir, system)}")
+    if if_main_process():
+        stage.mark_done()
+    print(f"train {system}: done ({output})")
 
 
 if __name__ == "__main__":
