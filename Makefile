@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Set-up happens on demand.
 SHELL := /bin/bash
 PYTHON := tools/venv/bin/python
-RECIPES := toy se_uda mos_pretrain voice_privacy mushra_gml
+RECIPES := toy se_uda mos_pretrain voice_privacy mushra_gml audio2image
 RECIPE ?= $(RECIPES)
 PYTEST_ARGS ?=
 

@@ -1,1 +1,1 @@
-../toy/cmd.sh
+../../utils/cmd.sh

@@ -1,1 +1,1 @@
-../toy/path.sh
+../../utils/path.sh

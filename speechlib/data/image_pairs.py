@@ -55,7 +55,7 @@ def class_of(group: str, level: int) -> str:
     return "/".join(group.split("/")[:level])
 
 
-def mini_pairs(root: str | os.PathLike, class_level: int = 1, kinds: tuple[str, ...] = ("sfx", "desc", "name")
+def mini_pairs(root: str | os.PathLike | None, class_level: int = 1, kinds: tuple[str, ...] = ("sfx", "desc", "name")
                ) -> list[Pair]:
     """Every sound/picture pair of the mini corpus (sound effects and spoken descriptions)."""
     from speechlib.data import mini

@@ -99,7 +99,7 @@ def extract_frame(video: Path, dest: Path, seconds: float, size: int) -> bool:
 
 
 def prepare_vggsound(csv_path: str | os.PathLike, video_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                     image_size: int, seed: int, limit: int = 0) -> tuple[list[dict], dict[str, list[str]]]:
+                     image_size: int, seed: int) -> tuple[list[dict], dict[str, list[str]]]:
     """Extract audio and one random frame per listed clip. Returns the usable clips (clip, label,
     split, audio, image, duration) and the skipped ones by reason (each named in the log)."""
     video_dir, out = Path(video_dir), Path(out_dir)
@@ -107,8 +107,6 @@ def prepare_vggsound(csv_path: str | os.PathLike, video_dir: str | os.PathLike, 
         raise InputError("VGG-Sound video directory does not exist", str(video_dir))
     rng = np.random.default_rng(seed)
     rows = read_vggsound_csv(csv_path)
-    if limit:
-        rows = rows[:limit]
     clips, skipped = [], {"missing video": [], "no audio stream": [], "no decodable frame": []}
     for row in rows:
         video = find_video(video_dir, row)

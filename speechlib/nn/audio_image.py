@@ -129,6 +129,7 @@ class AudioImageMoCo(nn.Module):
         self.register_buffer("img_queue_ptr", torch.zeros(1, dtype=torch.long))
         self.register_buffer("audio_queue", new_queue(embed_dim, queue_size))
         self.register_buffer("audio_queue_ptr", torch.zeros(1, dtype=torch.long))
+        self.register_buffer("queue_ids", torch.full((queue_size,), -1, dtype=torch.long))
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -138,18 +139,24 @@ class AudioImageMoCo(nn.Module):
     def embed_audio(self, wavs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return F.normalize(self.audio(wavs, lengths), dim=-1)
 
-    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, images: torch.Tensor,
+                pair_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Both directions' loss; `pair_ids` (B,) name each clip's picture, so that the queues'
+        keys of the same picture (its other sounds) are not counted as negatives."""
         audio_q = self.embed_audio(wavs, lengths)
         with torch.no_grad():
             image = F.normalize(self.image(images), dim=-1)
             if self.training:
                 momentum_update(self.audio, self.audio_mom, self.m)
             audio_k = F.normalize(self.audio_mom(wavs, lengths), dim=-1)
-        loss = (queue_contrastive_loss(audio_q, image, self.img_queue.clone().detach(), self.T)
-                + queue_contrastive_loss(image, audio_q, self.audio_queue.clone().detach(), self.T))
+        queue_ids = self.queue_ids.clone()
+        loss = (queue_contrastive_loss(audio_q, image, self.img_queue.clone().detach(), self.T, pair_ids, queue_ids)
+                + queue_contrastive_loss(image, audio_q, self.audio_queue.clone().detach(), self.T, pair_ids,
+                                         queue_ids))
         if self.training:
+            gathered = gather_all(pair_ids) if pair_ids is not None else None
             enqueue(self.img_queue, self.img_queue_ptr, gather_all(image))
-            enqueue(self.audio_queue, self.audio_queue_ptr, gather_all(audio_k))
+            enqueue(self.audio_queue, self.audio_queue_ptr, gather_all(audio_k), self.queue_ids, gathered)
         return loss
 
 
@@ -236,7 +243,9 @@ class AudioImageCLIP(nn.Module):
     def embed_audio(self, wavs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return F.normalize(self.audio(wavs, lengths), dim=-1)
 
-    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, images: torch.Tensor,
+                pair_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """CLIP's in-batch loss (pair_ids unused: the batch sampler's duplicates are rare)."""
         with torch.no_grad():
             image = F.normalize(self.image(images), dim=-1)
         return clip_loss(self.embed_audio(wavs, lengths), image, self.logit_scale.clamp(max=math.log(100.0)))

@@ -67,14 +67,19 @@ class SmallConvBackbone(nn.Module):
         return self.blocks(images)
 
 
-def timm_backbone(name: str) -> nn.Module:
-    """BriVL's backbone at paper scale (timm `tf_efficientnet_b5_ns` / `_b7_ns`, which has
-    `forward_features` and `num_features`, keys directly under `backbone.`); timm is optional."""
+def image_backbone(kind: str, channels: list[int], timm_name: str) -> nn.Module:
+    """The image tower's backbone: `small` (mini scale, :class:`SmallConvBackbone` of `channels`)
+    or `timm` (BriVL's, e.g. `tf_efficientnet_b5_ns`, which has `forward_features` and
+    `num_features`, its keys directly under `backbone.`; timm is optional)."""
+    if kind == "small":
+        return SmallConvBackbone(channels)
+    if kind != "timm":
+        raise ValueError(f"image backbone kind '{kind}': small or timm")
     try:
         import timm
     except ImportError:
         raise ImportError("the paper-scale image tower needs timm (pip install timm)") from None
-    return timm.create_model(name, pretrained=False)
+    return timm.create_model(timm_name, pretrained=False)
 
 
 def grid_boxes(box_grid: int) -> torch.Tensor:
@@ -183,23 +188,34 @@ def gather_all(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor) -> None:
-    """Replace the oldest columns of the (dim, K) queue by `keys` (B, dim), FIFO, wrapping round."""
+def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor, queue_ids: torch.Tensor | None = None,
+            ids: torch.Tensor | None = None) -> None:
+    """Replace the oldest columns of the (dim, K) queue by `keys` (B, dim), FIFO, wrapping round;
+    `queue_ids` (K,) records which picture/clip each key came from."""
     size = queue.shape[1]
     keys = keys[-size:]
     start = int(pointer)
     columns = (start + torch.arange(keys.shape[0], device=queue.device)) % size
     queue[:, columns] = keys.T.to(queue.dtype)
+    if queue_ids is not None and ids is not None:
+        queue_ids[columns] = ids[-size:].to(queue_ids.dtype)
     pointer[0] = (start + keys.shape[0]) % size
 
 
 def queue_contrastive_loss(query: torch.Tensor, positive: torch.Tensor, queue: torch.Tensor,
-                           temperature: float) -> torch.Tensor:
+                           temperature: float, query_ids: torch.Tensor | None = None,
+                           queue_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy of [q.k+, q.queue] / T with the positive first (MoCo / BriVL's NCE).
 
-    query, positive: (B, d), L2-normalised; queue: (d, K) of normalised negatives."""
+    query, positive: (B, d), L2-normalised; queue: (d, K) of normalised negatives. With ids,
+    queue entries from the query's own picture/clip are left out: with BriVL's 9600 keys over
+    millions of pairs they are rare, but at mini scale (a few hundred pairs, several sounds per
+    picture) most queries would otherwise meet their own picture among the "negatives"."""
     positive_logit = (query * positive).sum(dim=-1, keepdim=True)
-    logits = torch.cat([positive_logit, query @ queue], dim=1) / temperature
+    negatives = query @ queue
+    if query_ids is not None and queue_ids is not None:
+        negatives = negatives.masked_fill(query_ids[:, None] == queue_ids[None, :], float("-inf"))
+    logits = torch.cat([positive_logit, negatives], dim=1) / temperature
     return F.cross_entropy(logits, torch.zeros(query.shape[0], dtype=torch.long, device=query.device))
 
 
@@ -223,6 +239,7 @@ class BriVL(nn.Module):
         self.register_buffer("img_queue_ptr", torch.zeros(1, dtype=torch.long))
         self.register_buffer("text_queue", new_queue(embed_dim, queue_size))
         self.register_buffer("text_queue_ptr", torch.zeros(1, dtype=torch.long))
+        self.register_buffer("queue_ids", torch.full((queue_size,), -1, dtype=torch.long))
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.learnable["imgencoder"](images), dim=-1)
@@ -230,8 +247,9 @@ class BriVL(nn.Module):
     def embed_texts(self, ids: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.learnable["textencoder"](ids), dim=-1)
 
-    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """The training loss (i2t + t2i); updates the momentum encoders and queues when training."""
+    def forward(self, images: torch.Tensor, ids: torch.Tensor, pair_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The training loss (i2t + t2i); updates the momentum encoders and queues when training.
+        `pair_ids` (B,) name each picture, so a picture is never its own negative."""
         img_q, txt_q = self.embed_images(images), self.embed_texts(ids)
         with torch.no_grad():
             if self.training:
@@ -239,11 +257,13 @@ class BriVL(nn.Module):
                 momentum_update(self.learnable["textencoder"], self.learnable["textencoder_mom"], self.m)
             img_k = F.normalize(self.learnable["imgencoder_mom"](images), dim=-1)
             txt_k = F.normalize(self.learnable["textencoder_mom"](ids), dim=-1)
-        loss = (queue_contrastive_loss(img_q, txt_k, self.text_queue.clone().detach(), self.T)
-                + queue_contrastive_loss(txt_q, img_k, self.img_queue.clone().detach(), self.T))
+        queue_ids = self.queue_ids.clone()
+        loss = (queue_contrastive_loss(img_q, txt_k, self.text_queue.clone().detach(), self.T, pair_ids, queue_ids)
+                + queue_contrastive_loss(txt_q, img_k, self.img_queue.clone().detach(), self.T, pair_ids, queue_ids))
         if self.training:
+            gathered = gather_all(pair_ids) if pair_ids is not None else None
             enqueue(self.img_queue, self.img_queue_ptr, gather_all(img_k))
-            enqueue(self.text_queue, self.text_queue_ptr, gather_all(txt_k))
+            enqueue(self.text_queue, self.text_queue_ptr, gather_all(txt_k), self.queue_ids, gathered)
         return loss
 
 

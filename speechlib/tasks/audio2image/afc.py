@@ -122,7 +122,7 @@ def load_generated(exp_dir: Path, system: str, utts: list[str], size: int) -> to
 
 
 def main() -> None:
-    stage = start_stage("afc")
+    stage = start_stage("afc", options=())
     hp = stage.hparams
     exp = stage.exp_dir
     out_path = exp / "2afc" / "automatic.json"

@@ -8,6 +8,7 @@ commands need: `hyperparams.yaml` (the resolved config), `image_tower.pt`, `toke
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -91,6 +92,11 @@ def read_pairs(data_dir: str | Path) -> dict[str, dict[str, str]]:
     return {utt: {name: table.get(utt, "") for name, table in tables.items()} for utt in sorted(tables["wav"])}
 
 
+def stable_id(name: str) -> int:
+    """A 62-bit integer id of a picture's name, the same in every split and process."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
+
+
 def crop_or_pad(signal: torch.Tensor, samples: int, generator: torch.Generator | None) -> torch.Tensor:
     """A random window of `samples` (train) or the first `samples` (eval); short clips stay short."""
     if signal.shape[0] <= samples:
@@ -129,6 +135,14 @@ def pairs_dataset(data_dir: str | Path, hp: dict, train: bool, tokenizer: Tokeni
         return picture
 
     dataset.add_dynamic_item(read_picture)
+
+    @sb.utils.data_pipeline.takes("stamp")
+    @sb.utils.data_pipeline.provides("pair_id")
+    def pair_id(stamp: str) -> torch.Tensor:
+        return torch.tensor([stable_id(stamp)])   # 1-D: PaddedBatch pads along a dimension
+
+    dataset.add_dynamic_item(pair_id)
+    keys.append("pair_id")
     if audio:
         @sb.utils.data_pipeline.takes("id", "wav")
         @sb.utils.data_pipeline.provides("sig")
@@ -165,12 +179,12 @@ class ContrastiveBrain(RecipeBrain):
 
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
-        images = batch.image.data
+        images, pair_ids = batch.image.data, batch.pair_id.data[:, 0]
         if hasattr(batch, "ids"):
-            return self.modules.model(images, batch.ids.data)
+            return self.modules.model(images, batch.ids.data, pair_ids)
         wavs, relative = batch.sig
         lengths = (relative * wavs.shape[1]).round().long()
-        return self.modules.model(wavs, lengths, images)
+        return self.modules.model(wavs, lengths, images, pair_ids)
 
     def compute_objectives(self, loss, batch, stage):
         return loss

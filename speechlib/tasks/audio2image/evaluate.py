@@ -15,7 +15,6 @@ Writes eval/metrics.json (read by stage 6, which renders every table into RESULT
 """
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
 
@@ -27,7 +26,7 @@ from speechlib.io.errors import exit_on_input_error
 from speechlib.tasks.audio2image.common import (SYSTEMS, bootstrap_ci, embed_pictures, embed_sounds, load_weights,
                                                 model_dir, read_pairs, read_signals, t_ci)
 from speechlib.tasks.audio2image.train import audio_weights_path
-from speechlib.tasks.stage import start_stage
+from speechlib.tasks.stage import Option, start_stage
 
 KS = (1, 5, 10)
 
@@ -77,11 +76,8 @@ def load_audio_model(hp: dict, system: str, path):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--seeds", default="1 2 3")
-    args, rest = parser.parse_known_args()
-    seeds = [int(s) for s in args.seeds.split()]
-    stage = start_stage("evaluate", rest)
+    stage = start_stage("evaluate", options=(Option("seeds", "the training seeds to evaluate", default="1 2 3"),))
+    seeds = [int(s) for s in stage.options["seeds"].split()]
     hp = stage.hparams
     out_path = stage.exp_dir / "eval" / "metrics.json"
     if stage.is_done((out_path,)):

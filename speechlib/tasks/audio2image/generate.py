@@ -69,7 +69,7 @@ class LoadedModel:
     def embed(self, signals: list[torch.Tensor]) -> torch.Tensor:
         return embed_sounds(self.audio, [s.to(self.device) for s in signals])
 
-    def generate(self, embeddings: torch.Tensor, steps: int, seed: int, batch_size: int = 16
+    def generate(self, embeddings: torch.Tensor, steps: int, seed: int, batch_size: int = 64
                  ) -> tuple[torch.Tensor, float]:
         """Pictures (N, 3, H, W) in [0, 1] and the seconds per picture."""
         hp, pictures = self.hp, []

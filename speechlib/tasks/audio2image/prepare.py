@@ -1,7 +1,7 @@
 """Stage 0 of egs/audio2image: sound/picture pairs -> data/{train,valid,test} (split by stamp/video).
 
     python -m speechlib.tasks.audio2image.prepare conf/mini_audio2image.yaml --output_folder exp/x \
-        [--vggsound_csv vggsound.csv --vggsound_videos DIR]
+        [--vggsound_csv vggsound.csv --vggsound_videos DIR]    (run.sh: from db.sh)
 
 Mini (default): the Tux Paint stamps of the mini corpus: sound effects and spoken descriptions
 paired with the stamp's picture, class = stamp category; split by stamp. Real: VGG-Sound clips
@@ -11,7 +11,6 @@ data/images/.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 from pathlib import Path
 
@@ -44,8 +43,7 @@ def pictures_of(pairs: list[Pair], image_dir: Path, size: int) -> tuple[dict[str
 def vggsound_pairs(hp: dict, data_folder: Path, csv_path: str, videos: str) -> tuple[list[Pair], dict[str, str]]:
     from speechlib.data.vggsound import prepare_vggsound
 
-    clips, skipped = prepare_vggsound(csv_path, videos, data_folder / "vggsound", hp["image_size"], hp["seed"],
-                                      hp.get("vggsound_limit", 0))
+    clips, skipped = prepare_vggsound(csv_path, videos, data_folder / "vggsound", hp["image_size"], hp["seed"])
     for reason, names in skipped.items():
         if names:
             print(f"prepare: skipped {len(names)} videos ({reason}), first: {names[0]}")
@@ -55,24 +53,20 @@ def vggsound_pairs(hp: dict, data_folder: Path, csv_path: str, videos: str) -> t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--vggsound_csv", default="")
-    parser.add_argument("--vggsound_videos", default="")
-    args, rest = parser.parse_known_args()
-    stage = start_stage("prepare", rest)
+    stage = start_stage("prepare", options=())
     hp = stage.hparams
     data_folder = Path(hp["data_folder"])
     outputs = tuple(data_folder / split / "wav.scp" for split in SPLITS)
     if stage.is_done(outputs):
         print(f"prepare: {data_folder} is up to date")
         return
-    if args.vggsound_csv:
-        pairs, csv_split = vggsound_pairs(hp, data_folder, args.vggsound_csv, args.vggsound_videos)
+    if hp["vggsound_csv"]:
+        pairs, csv_split = vggsound_pairs(hp, data_folder, hp["vggsound_csv"], hp["vggsound_videos"])
         held = split_by_stamp(sorted({p.stamp for p in pairs}), (hp["valid_fraction"], 0.0), hp["seed"])
         split = {stamp: "test" if csv_split.get(stamp) == "test" else held[stamp] for stamp in held}
         images = {p.stamp: p.image for p in pairs}
     else:
-        pairs = mini_pairs(hp["corpus_root"], hp["class_level"], tuple(hp["pair_kinds"]))
+        pairs = mini_pairs(hp["corpus_root"] or None, hp["class_level"], tuple(hp["pair_kinds"]))
         split = split_by_stamp(sorted({p.stamp for p in pairs}), (hp["valid_fraction"], hp["test_fraction"]),
                                hp["split_seed"])
         images, skipped = pictures_of(pairs, data_folder / "images", hp["image_size"])
@@ -83,7 +77,7 @@ def main() -> None:
     for name in SPLITS:
         part = [p for p in pairs if split[p.stamp] == name]
         if not part:
-            raise InputError(f"split '{name}' is empty: too few stamps/videos for the fractions", hp["corpus_root"])
+            raise InputError(f"split '{name}' is empty: too few stamps/videos for the fractions")
         write_pairs_dir(data_folder / name, part, images, durations)
         kinds = collections.Counter(p.kind for p in part)
         print(f"prepare: {name}: {len({p.stamp for p in part})} pictures, {len(part)} sounds "

@@ -19,7 +19,7 @@ from speechlib.tasks.stage import start_stage
 
 
 def main() -> None:
-    stage = start_stage("pretrain")
+    stage = start_stage("pretrain", options=())
     hp = stage.hparams
     out = model_dir(stage.exp_dir)
     tower_path = out / "image_tower.pt"

@@ -48,7 +48,7 @@ def grid_figure(path, rows: dict[str, list], names: list[str], real: list) -> No
 
 
 def main() -> None:
-    stage = start_stage("synthesize")
+    stage = start_stage("synthesize", options=())
     hp = stage.hparams
     out = stage.exp_dir / "generated"
     timing_path = out / "timing.json"

@@ -18,7 +18,7 @@ from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.nn.audio_image import AudioImageCLIP, AudioImageMoCo, load_wavlm
 from speechlib.tasks.audio2image.common import (SYSTEMS, fit, install_config, load_weights, model_dir, pairs_dataset,
                                                 save_weights)
-from speechlib.tasks.stage import start_stage
+from speechlib.tasks.stage import Option, start_stage
 
 
 def build_system(hp: dict, system: str, tower_path):
@@ -40,12 +40,12 @@ def audio_weights_path(exp_dir, system: str, seed: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--system", required=True, choices=SYSTEMS)
-    parser.add_argument("--seed", type=int, default=1)
-    args, rest = parser.parse_known_args()
-    stage = start_stage(f"train_{args.system}_seed{args.seed}", rest + ["--seed", str(args.seed)])
+    # the seed is a config key (it seeds the models' initialisation); one done marker per seed
+    seeds = [sys.argv[i + 1] for i, arg in enumerate(sys.argv[:-1]) if arg == "--seed"]
+    stage = start_stage(f"train_{{system}}_seed{seeds[-1] if seeds else 'default'}",
+                        options=(Option("system", "which audio tower to train", choices=SYSTEMS),))
     hp = stage.hparams
+    args = argparse.Namespace(system=stage.options["system"], seed=int(hp["seed"]))
     target = audio_weights_path(stage.exp_dir, args.system, args.seed)
     if stage.is_done((target,)):
         print(f"train: {target} is up to date")
@@ -67,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(exit_on_input_error("audio2image.train", main))
+    exit_on_input_error("audio2image.train", main)

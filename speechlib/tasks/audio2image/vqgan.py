@@ -79,7 +79,7 @@ def main() -> None:
     from speechbrain.utils.epoch_loop import EpochCounter
     from speechbrain.utils.train_logger import FileTrainLogger
 
-    stage = start_stage("vqgan")
+    stage = start_stage("vqgan", options=())
     hp = stage.hparams
     target = model_dir(stage.exp_dir) / "vqgan.pt"
     if stage.is_done((target,)):
