@@ -66,6 +66,21 @@ def test_queue_loss_by_hand_both_directions():
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_keys_of_the_query_s_own_picture_are_not_negatives():
+    torch.manual_seed(4)
+    q, k = F.normalize(torch.randn(2, 4), dim=-1), F.normalize(torch.randn(2, 4), dim=-1)
+    queue = F.normalize(torch.randn(4, 3), dim=0)
+    loss = brivl.queue_contrastive_loss(q, k, queue, 0.1, torch.tensor([7, 9]), torch.tensor([7, 8, 7]))
+    qn, kn, Q = (t.double().numpy() for t in (q, k, queue))
+    row0 = np.concatenate([[qn[0] @ kn[0]], [qn[0] @ Q[:, 1]]]) / 0.1        # columns 0 and 2: picture 7
+    row1 = np.concatenate([[qn[1] @ kn[1]], qn[1] @ Q]) / 0.1
+    expected = 0.5 * (ce_first(row0[None]) + ce_first(row1[None]))
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    ids = torch.full((3,), -1)
+    brivl.enqueue(torch.zeros(4, 3), torch.zeros(1, dtype=torch.long), torch.ones(2, 4), ids, torch.tensor([5, 6]))
+    assert ids.tolist() == [5, 6, -1]
+
+
 def test_queue_fifo_order_and_size():
     queue, pointer = torch.zeros(2, 5), torch.zeros(1, dtype=torch.long)
     for value in range(1, 8):  # batches of one key, then wrap round
