@@ -259,8 +259,8 @@ def start_stage(name: str, argv: list[str] | None = None, corpus_key: str = "cor
     except (ValueError, KeyError) as err:
         raise InputError(f"bad config or override: {err}", hparams_file) from None
     # Seed before the config builds anything, so every process starts from the same weights.
-    seed_line = re.search(r"^seed:\s*(-?\d+)\s*$", resolved, flags=re.MULTILINE)
-    threads_line = re.search(r"^num_threads:\s*(\d+)\s*$", resolved, flags=re.MULTILINE)
+    seed_line = re.search(r"^seed:\s*(-?\d+)\s*(#.*)?$", resolved, flags=re.MULTILINE)
+    threads_line = re.search(r"^num_threads:\s*(\d+)\s*(#.*)?$", resolved, flags=re.MULTILINE)
     set_seed(int(seed_line.group(1)) if seed_line else 0,
              threads=int(threads_line.group(1)) if threads_line else None)
     try:

@@ -117,3 +117,14 @@ def test_stage_module_prints_help_and_exits_0(module, monkeypatch, capsys):
     out = capsys.readouterr()
     assert exit_info.value.code in (0, None), out.err[-500:]
     assert "usage:" in out.out.lower(), out.out[-500:]
+
+
+def test_num_threads_and_seed_are_read_beside_comments(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("seed: 7  # the seed\nnum_threads: 1   # pinned\noutput_folder: !PLACEHOLDER\n")
+    torch.set_num_threads(2)
+    start_stage("x", [str(config), "--output_folder", str(tmp_path / "e")], options=())
+    assert torch.get_num_threads() == 1
+    first = torch.rand(2)
+    torch.manual_seed(7)
+    assert torch.equal(first, torch.rand(2))
