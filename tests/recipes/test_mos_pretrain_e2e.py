@@ -37,22 +37,48 @@ def numeric(cells) -> bool:
     return all(isinstance(c, (int, float)) and c == c for c in cells)
 
 
-def test_every_runnable_row_is_filled(recipe):
+def mean_of(cell: str) -> float:
+    """The mean of a "mean ± std" or "mean [low, high]" cell."""
+    return float(str(cell).split()[0])
+
+
+def test_every_runnable_row_is_filled_with_its_runs(recipe):
     dest, _ = recipe
     exp = dest / "exp" / "tiny_mos_pretrain"
-    tables = {t["title"].split(":")[0]: t for t in json.loads((exp / "results.json").read_text())["tables"]}
+    tables = {t["title"].split(":")[0].split(",")[0]: t for t in
+              json.loads((exp / "results.json").read_text())["tables"]}
     t1, t2, t3 = tables["Table I"], tables["Table II"], tables["Table III"]
     assert list(t1["rows"]) == [row[0] for row in TABLE1]
-    assert all(numeric(cells) for cells in t1["rows"].values())
+    hp_runs = {"pase_baseline": 2, "pase_noise": 2}  # tiny config: 2 pre-training seeds x 2 heads
+    for label, system, *_ in TABLE1:
+        cells = t1["rows"][label]
+        run_file = json.loads((exp / "encoders" / system / "mos_vcc.json").read_text())
+        head_lcc = [h["lcc"] for h in run_file["heads"]]
+        assert len(head_lcc) == 2
+        if hp_runs.get(system) == 2:  # the row averages both seeds' heads: check against the files
+            other = json.loads((exp / "encoders" / system / "seed2" / "mos_vcc.json").read_text())
+            expected = (sum(head_lcc) + sum(h["lcc"] for h in other["heads"])) / 4
+            assert mean_of(cells[1]) == pytest.approx(expected, abs=1e-3), label
+            assert cells[-1] == "2 x 2"
+        else:
+            assert mean_of(cells[1]) == pytest.approx(sum(head_lcc) / 2, abs=1e-3), label
+        if system != "pase_baseline":
+            assert "[" in cells[5], label  # difference to the baseline with its CI
+    controls = tables["Controls"]["rows"]
+    assert all(mean_of(cells[1]) == mean_of(cells[1]) for cells in controls.values())
     for label, system, *_ in TABLE2:
         cells = t2["rows"][label]
         if system in NOT_HERE:
             assert cells[0] == "not run: no local weights"
         else:
-            assert numeric(cells[3:]) and cells[0] in (100, 256), label
-    dns = [name for name in t2["rows"] if name.startswith("DNSMOS")][0]
-    assert numeric(t2["rows"][dns][3:]) and numeric(t3["rows"][dns])
-    assert all(numeric(t3["rows"][row[0]]) for row in TABLE3)
+            assert cells[0] in (100, 256, 64, 128) and mean_of(cells[4]) == mean_of(cells[4]), label
+    dns = [name for name in t2["rows"] if name.startswith("DNSMOS")]
+    assert len(dns) == 2 and all(numeric(t2["rows"][d][3:]) and numeric(t3["rows"][d]) for d in dns)
+    assert all(mean_of(t3["rows"][row[0]][1]) == mean_of(t3["rows"][row[0]][1]) for row in TABLE3)
+    probes = tables["Linear probes of the frozen encoders (held-out noisy chunks)"]["rows"]
+    assert 0.0 <= mean_of(probes["PASE baseline"][0]) <= 1.0
+    histograms = tables["Noise-label histograms of the pre-training draws"]["rows"]
+    assert set(histograms) == {"snr", "category", "region"}
     assert (exp / "figure2.png").stat().st_size > 10_000
     assert "Table I" in (dest / "RESULTS.md").read_text()
     assert list((exp / "encoders" / "pase_noise" / "tensorboard").iterdir())
@@ -65,7 +91,7 @@ def test_table2_parameter_counts_match_the_models(recipe):
     for label, system, *_ in TABLE2:
         if system in NOT_HERE:
             continue
-        encoder, meta = load_encoder(exp / "encoders" / system)
+        encoder, meta = load_encoder(exp / "encoders" / system)  # the first pre-training seed's
         assert meta["encoder_params"] == count_params(encoder)
         assert rows["rows"][label][2] == f"{count_params(encoder) / 1e6:.2f}M"
         total = count_params(encoder) + meta["worker_params"]
@@ -90,4 +116,5 @@ def test_predict_command_and_idempotent_rerun(recipe):
     out = run_recipe(dest, mini, "--config", "conf/tiny_mos_pretrain.yaml", "--stop-stage", "2")
     assert out.returncode == 0, out.stderr
     assert "is up to date" in (exp / "log" / "prepare.log").read_text()
-    assert "pase_baseline is up to date" in "".join(p.read_text() for p in (exp / "log").glob("pretrain_pase.*.log"))
+    assert "pase_baseline seed 1 is up to date" in "".join(
+        p.read_text() for p in (exp / "log").glob("pretrain_pase.*.log"))

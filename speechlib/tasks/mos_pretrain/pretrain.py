@@ -174,7 +174,9 @@ def train_system(name: str, seed: int, stage, hp: dict) -> None:
     kind = spec["encoder"]
     folder = run_dir(stage.exp_dir, hp, name, seed)
     kwargs = encoder_kwargs(hp, spec)
-    stamp = fingerprint(spec, kwargs, hp["pretrain"], seed, hp["noise_weights"], hp["noise_mode"],
+    # the run's own recipe: the system's number of seeds is not part of it
+    stamp = fingerprint({k: v for k, v in spec.items() if k != "seeds"}, kwargs, hp["pretrain"], seed,
+                        hp["noise_weights"], hp["noise_mode"],
                         hp["waveform_decoder"], data_fingerprint(hp))
     done = folder / ".done"
     if done.is_file() and done.read_text().strip() == stamp and (folder / "encoder.pt").is_file():

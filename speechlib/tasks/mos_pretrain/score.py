@@ -168,7 +168,7 @@ def reference_rows(exp: Path, mos_set: str) -> dict[str, list]:
             rows[label] = ["not run: stage 4 produced no result", None, None]
         else:
             res = dns if key is None else dns[key]
-            rows[label] = [res["mse"], res["lcc"], res["srcc"]]
+            rows[f"{label}, {dns['n_test']} test files"] = [res["mse"], res["lcc"], res["srcc"]]
     return rows
 
 
@@ -244,7 +244,7 @@ def probe_differences(correct: dict[str, np.ndarray], hp: dict) -> ResultTable:
     for label, system, base in (("PASE + noise workers − PASE baseline", "pase_noise", BASELINE),
                                 ("PASE + noise workers − PASE on noisy data (no noise workers)", "pase_noise",
                                  "pase_noisy_ssl"),
-                                ("PASE + noise workers − SNR worker", "pase_noise", "pase_noise_no_snr")):
+                                ("PASE + noise workers − the same without the SNR worker", "pase_noise", "pase_noise_no_snr")):
         if system in correct and base in correct:
             diff = seeded_accuracy_difference(correct[system], correct[base], int(hp["bootstrap"]), int(hp["seed"]))
             rows[label] = [interval(*diff, signed=True), "yes" if diff[1] > 0 or diff[2] < 0 else "no"]
