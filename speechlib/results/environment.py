@@ -74,6 +74,24 @@ def reproduce_command() -> str:
     return " ".join([program, *sys.argv[1:]])
 
 
+def mini_corpus_identity() -> str:
+    """A short hash of the mini corpus's build marker and indexes (speakers, utterances, noises,
+    what was skipped): two runs whose tables differ can be told apart by their corpus, which is
+    built from downloaded packages and can differ between machines."""
+    import hashlib
+
+    from speechlib.data.mini import default_root
+
+    root = default_root()
+    if not (root / ".complete").is_file():
+        return "not built"
+    digest = hashlib.sha256()
+    for name in (".complete", "speakers.tsv", "skipped.txt", "speech/index.tsv", "noise/index.tsv"):
+        path = root / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"-") + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def thread_description() -> str:
     """torch's intra-op threads (a float sum split differently rounds differently) and OMP's."""
     torch = sys.modules.get("torch")
@@ -107,5 +125,6 @@ def describe_environment(corpus: str) -> dict[str, str]:
         "device": device_description(),
         "threads": thread_description(),
         "corpus": corpus,
+        **({"mini corpus": mini_corpus_identity()} if corpus == "mini" else {}),
         "command": reproduce_command(),
     }

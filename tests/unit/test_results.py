@@ -159,3 +159,17 @@ def test_plots_write_pngs(tmp_path):
                                 {"epoch": 2, "train": {"loss": 0.5}, "valid": None}], tmp_path / "l.png")]
     for path in paths:
         assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_mini_corpus_identity_follows_its_content(tmp_path, monkeypatch):
+    from speechlib.results.environment import describe_environment, mini_corpus_identity
+
+    monkeypatch.setenv("SPEECHLIB_MINI", str(tmp_path))
+    assert mini_corpus_identity() == "not built"
+    (tmp_path / ".complete").write_text("abc\n")
+    (tmp_path / "skipped.txt").write_text("")
+    first = mini_corpus_identity()
+    (tmp_path / "skipped.txt").write_text("festvox-kallpc16k: not downloaded\n")
+    assert mini_corpus_identity() != first
+    assert describe_environment("mini")["mini corpus"] == mini_corpus_identity()
+    assert "mini corpus" not in describe_environment("real")
