@@ -3,14 +3,17 @@
 WavBriVL (Fang et al.): transformers' WavLM, a learnable softmax-weighted sum of all its layer
 outputs (embedding output included), a self-attention block of 4 Transformer layers, mean
 pooling and a 2-layer MLP into the image tower's joint space. Trained by :class:`AudioImageMoCo`
-with BriVL's cross-modal loss over two queues:
+with BriVL's cross-modal loss over two queues, in the paper's cross-projection form
+CXLoss = L(f(Image), Audio) + L(Image, g(Audio)):
 
-    a2i: query = audio (online), positive = image of the same clip, negatives = image queue
-    i2a: query = image, positive = audio (online), negatives = audio queue of momentum keys
+    a2i: query = g(audio) (the online audio tower), positive = the clip's image embedding
+         (frozen tower), negatives = the image queue
+    i2a: query = f(image) (a trainable 2-layer MLP on the frozen image embedding), positive =
+         the momentum audio encoder's key, negatives = the audio queue of momentum keys
 
-The image tower is frozen, so the i2a direction would carry no gradient if its positive were
-a momentum key as in BriVL (where the image side trains too); here its positive is the online
-audio embedding and the momentum audio encoder fills the audio queue.
+As in BriVL/MoCo every key (positive or queued) of a direction comes from the same encoder; the
+image tower stays frozen, so the i2a direction trains through f and, via the momentum keys'
+targets, shapes what the audio queue holds. Retrieval and generation use g(audio) only.
 
 Wav2CLIP (Wu et al.): ResNet-18 over log-mel spectrograms, projected to the joint space, with
 CLIP's symmetric in-batch loss (learnable temperature initialised at 0.07).
@@ -124,6 +127,7 @@ class AudioImageMoCo(nn.Module):
         self.audio = audio_encoder
         self.audio_mom = momentum_copy_of(audio_encoder)
         self.image = freeze(image_tower)
+        self.image_projection = FakeTransformer(embed_dim, embed_dim, embed_dim)   # f
         self.m, self.T = momentum, temperature
         self.register_buffer("img_queue", new_queue(embed_dim, queue_size))
         self.register_buffer("img_queue_ptr", torch.zeros(1, dtype=torch.long))
@@ -149,9 +153,10 @@ class AudioImageMoCo(nn.Module):
             if self.training:
                 momentum_update(self.audio, self.audio_mom, self.m)
             audio_k = F.normalize(self.audio_mom(wavs, lengths), dim=-1)
+        image_q = F.normalize(self.image_projection(image), dim=-1)
         queue_ids = self.queue_ids.clone()
         loss = (queue_contrastive_loss(audio_q, image, self.img_queue.clone().detach(), self.T, pair_ids, queue_ids)
-                + queue_contrastive_loss(image, audio_q, self.audio_queue.clone().detach(), self.T, pair_ids,
+                + queue_contrastive_loss(image_q, audio_k, self.audio_queue.clone().detach(), self.T, pair_ids,
                                          queue_ids))
         if self.training:
             gathered = gather_all(pair_ids) if pair_ids is not None else None

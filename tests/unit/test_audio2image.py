@@ -58,11 +58,15 @@ def test_queue_loss_by_hand_both_directions():
     wavs, images = torch.randn(3, 6), torch.randn(3, 5)
     img_queue, audio_queue = model.img_queue.clone().double().numpy(), model.audio_queue.clone().double().numpy()
     a = F.normalize(model.audio(wavs), dim=-1).detach().double().numpy()
-    i = F.normalize(model.image(images), dim=-1).detach().double().numpy()
+    a_key = F.normalize(model.audio_mom(wavs), dim=-1).detach().double().numpy()
+    image = F.normalize(model.image(images), dim=-1)
+    i = image.detach().double().numpy()
+    f_i = F.normalize(model.image_projection(image), dim=-1).detach().double().numpy()
     model.eval()
     loss = model(wavs, torch.full((3,), 6), images)
+    # a2i: audio vs its image and the image queue; i2a: f(image) vs the momentum audio key and the audio queue
     expected = ce_first(np.concatenate([(a * i).sum(1, keepdims=True), a @ img_queue], 1) / T) + \
-        ce_first(np.concatenate([(i * a).sum(1, keepdims=True), i @ audio_queue], 1) / T)
+        ce_first(np.concatenate([(f_i * a_key).sum(1, keepdims=True), f_i @ audio_queue], 1) / T)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
