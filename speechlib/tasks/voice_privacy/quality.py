@@ -53,7 +53,7 @@ def signal_to_noise(reference: np.ndarray, test: np.ndarray) -> float:
     return float(snr_db(reference[:n], difference))
 
 
-def select_utterances(utt2spk: dict[str, str], limit: int | None) -> list[str]:
+def round_robin(utt2spk: dict[str, str], limit: int | None) -> list[str]:
     """Up to `limit` utterances, spread over speakers (round-robin in sorted order)."""
     by_speaker: dict[str, list[str]] = {}
     for utt in sorted(utt2spk):
@@ -64,7 +64,18 @@ def select_utterances(utt2spk: dict[str, str], limit: int | None) -> list[str]:
             if depth < len(utts) and (limit is None or len(chosen) < limit):
                 chosen.append(utts[depth])
         depth += 1
-    return sorted(chosen)
+    return chosen
+
+
+def select_utterances(utt2spk: dict[str, str], languages: dict[str, str], limit: int | None) -> list[str]:
+    """Up to `limit` utterances: up to half of them English (the WER needs English; the mini
+    corpus's evaluation sets are mostly other languages), the rest spread over the speakers of
+    the other languages."""
+    if limit is None:
+        return sorted(utt2spk)
+    english = round_robin({u: s for u, s in utt2spk.items() if languages[u] == "en"}, limit // 2)
+    others = round_robin({u: s for u, s in utt2spk.items() if languages[u] != "en"}, limit - len(english))
+    return sorted(english + others)
 
 
 def main() -> None:
@@ -79,9 +90,9 @@ def main() -> None:
     scps = {c: read_dict(condition_dir(hp["data_folder"], subset, c, tag) / "wav.scp") for c in TABLE2_CONDITIONS}
     utt2spk = {u: s for u, s in read_dict(Path(hp["data_folder"]) / subset / "utt2spk").items()
                if all(u in scp for scp in scps.values())}
-    utts = select_utterances(utt2spk, hp["quality_max_utts"])[job - 1::jobs]
-    text = read_dict(Path(hp["data_folder"]) / subset / "text")
     languages = read_dict(Path(hp["data_folder"]) / subset / "utt2lang")
+    utts = select_utterances(utt2spk, languages, hp["quality_max_utts"])[job - 1::jobs]
+    text = read_dict(Path(hp["data_folder"]) / subset / "text")
     recognise = build_recogniser(hp["asr"], hp["whisper_dir"], rate)
     rows = []
     for utt in tqdm(utts, desc=f"quality job {job}/{jobs}"):
