@@ -156,7 +156,7 @@ class _Job:
 class Runner:
     """Runs one model over a plan; see the module docstring for the rules it keeps."""
 
-    def __init__(self, prog: str, model: Model, batch_size: int = 4, chunk_seconds: float = 30.0,
+    def __init__(self, prog: str, model: Model, batch_size: int = 4, chunk_seconds: float = 10.0,
                  on_clip: str = "scale", suffix_subtype: str = "PCM_16", progress: bool = True):
         self.prog, self.model, self.batch_size = prog, model, batch_size
         self.window = max(int(round(chunk_seconds * model.sample_rate)), model.min_samples)
@@ -320,7 +320,7 @@ class Runner:
 
 
 def apply_model(model: WaveformModel, signals: Sequence[np.ndarray], batch_size: int = 4,
-                chunk_seconds: float = 30.0) -> list[np.ndarray]:
+                chunk_seconds: float = 10.0) -> list[np.ndarray]:
     """In-memory signals at the model's rate through the same windows and batching rule as the
     command line (for stages that score many utterances): each output is independent of the
     others and as long as its input. A model failure raises RuntimeError."""
@@ -438,7 +438,7 @@ def build_parser(prog: str, description: str, scoring: bool, memory_mb: int) -> 
         parser.add_argument("--on-clip", choices=("scale", "clip", "refuse"), default="scale",
                             help="output beyond full scale: scale the file down, clip, or refuse it")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="windows per model call")
-    parser.add_argument("--chunk-seconds", type=positive_float, default=30.0,
+    parser.add_argument("--chunk-seconds", type=positive_float, default=10.0,
                         help="longest window the model sees at once (bounds memory)")
     parser.add_argument("--threads", type=positive_int, default=1, help="CPU threads for the model")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda:0 (default: cpu)")

@@ -80,7 +80,7 @@ def build_hostile_set(root) -> None:
 
 def write_scp_inputs(root, audio) -> dict[str, str]:
     """wav.scp variants: {file name: expected plan-level outcome ("ok" or a refusal phrase)}."""
-    good = audio / "rate8k.wav"
+    good = audio / "rate8k.wav"  # also the name of protect's output of it (for restore)
     (root / "pipes.scp").write_text(f"piped cat '{good}' |\nfailing false |\nplain {audio / 'clipped.wav'}\n"
                                     f"missing {audio / 'does_not_exist.wav'}\n")
     (root / "crlf.scp").write_text(f"a {good}\r\nb {good}\r\n")
@@ -89,6 +89,27 @@ def write_scp_inputs(root, audio) -> dict[str, str]:
     (root / "bom.scp").write_text(f"\ufeffa {good}\n")
     return {"crlf.scp": "carriage return", "dups.scp": "duplicate key", "escape.scp": "path separator",
             "bom.scp": "byte-order mark"}
+
+
+def hostile_inputs(name: str, models, folder):
+    """(input dir, {name: expected outcome}) for a command. restore gets what protect made of the
+    hostile set (it may refuse recordings that were never protected), plus the hostile files that
+    protect refused, so that it faces the same bad inputs."""
+    import shutil
+
+    expected = {**EXPECTED, **EXPECTED_PER_COMMAND.get(name, {})}
+    build_hostile_set(folder / "raw")
+    if name != "restore":
+        return folder / "raw", expected
+    protect = command("protect", models)[0]
+    assert protect(["--model", str(models / "vp"), "--in", str(folder / "raw"), "--out", str(folder / "prot"),
+                    "--quiet"]) == 1
+    for bad in [n for n, outcome in expected.items() if outcome != "done"] + ["notes.txt"]:
+        shutil.copy(folder / "raw" / bad, folder / "prot" / bad)
+    (folder / "prot" / "refused.txt").unlink()  # protect's own listing: not audio, ignored anyway
+    shutil.rmtree(folder / "raw")
+    return folder / "prot", {(os.path.splitext(n)[0] + ".wav" if outcome == "done" else n): outcome
+                             for n, outcome in expected.items()}
 
 
 def tree(root) -> dict[str, str]:
@@ -101,6 +122,7 @@ def models(tmp_path_factory):
     """One tiny model directory per command."""
     from speechlib.nn.mos_head import MOSHead
     from speechlib.nn.pase import PASEEncoder
+    from speechlib.nn.speaker import build_encoder, save_pretrained
     from speechlib.nn.ssed import SSED
     from speechlib.nn.unet import SpeechNoiseUNet
     from speechlib.tasks.mos_pretrain.systems import save_encoder, save_head
@@ -111,7 +133,8 @@ def models(tmp_path_factory):
     torch.manual_seed(0)
     save_model(root / "se_uda", SpeechNoiseUNet((4, 8, 8, 8)))
     kwargs = {"channels": (4, 8, 8), "strides": (4, 4), "residual_blocks": 1, "kernel": 7, "eps": 0.05}
-    save_models(root / "vp" / "model", kwargs, SSED(**kwargs), SSED(**kwargs))
+    save_pretrained(build_encoder("ecapa", 80, 16, 8), root / "speaker", "ecapa", 16, 8)  # for --report only
+    save_models(root / "vp" / "model", kwargs, SSED(**kwargs), SSED(**kwargs), root / "speaker", RATE, "none (test)")
     pase = {"emb_dim": 8, "sinc_filters": 4, "sinc_kernel": 33, "kernels": [20, 11], "strides": [10, 4],
             "channels": [8, 8]}
     save_encoder(root / "mos" / "encoders" / "sys", PASEEncoder(**pase).eval(), "pase", pase, {})
@@ -139,8 +162,8 @@ COMMANDS = ["enhance", "protect", "restore", "predict"]
 @pytest.mark.parametrize("name", COMMANDS)
 def test_mixed_directory(tmp_path, models, capsys, name):
     main, model, extra, waveform = command(name, models)
-    inputs = tmp_path / "in"
-    build_hostile_set(inputs)
+    inputs, expected = hostile_inputs(name, models, tmp_path)
+    capsys.readouterr()
     before = tree(tmp_path)
     out = tmp_path / ("out" if waveform else "scores.csv")
     code = main(["--model", str(model), "--in", str(inputs), "--out", str(out), "--quiet", *extra])
@@ -148,7 +171,6 @@ def test_mixed_directory(tmp_path, models, capsys, name):
     assert code == 1, err.err  # some inputs were refused
     after = tree(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith(out.name)} == before  # inputs untouched
-    expected = {**EXPECTED, **EXPECTED_PER_COMMAND.get(name, {})}
     done = sorted(n for n, outcome in expected.items() if outcome == "done")
     refused = {n: outcome for n, outcome in expected.items() if outcome != "done"}
     for input_name, phrase in refused.items():
@@ -156,7 +178,7 @@ def test_mixed_directory(tmp_path, models, capsys, name):
                      or f" refused {input_name}: " in line), "")
         assert phrase in line, (input_name, phrase, err.err)
     summary = err.out.strip().splitlines()[-1]
-    assert f"{len(done)} done, {len(refused)} refused, 0 failed of {len(EXPECTED)}" in summary
+    assert f"{len(done)} done, {len(refused)} refused, 0 failed of {len(expected)}" in summary
     assert "ignoring 1 non-audio file" in err.err
     if waveform:
         for input_name in done:
@@ -177,9 +199,9 @@ def test_mixed_directory(tmp_path, models, capsys, name):
 @pytest.mark.parametrize("name", COMMANDS)
 def test_wav_scp_inputs(tmp_path, models, capsys, name):
     main, model, extra, waveform = command(name, models)
-    audio = tmp_path / "audio"
-    build_hostile_set(audio)
+    audio, _ = hostile_inputs(name, models, tmp_path)
     refusals = write_scp_inputs(tmp_path, audio)
+    capsys.readouterr()
     before = tree(tmp_path)
     out = tmp_path / ("out" if waveform else "scores.csv")
     for scp, phrase in refusals.items():  # refused as a whole before any work: exit 2, nothing written
@@ -238,10 +260,14 @@ def test_batch_independence(tmp_path, models, name):
     """A file's output alone equals its output among files of other lengths (1e-5 relative),
     a long file included (cut into windows by --chunk-seconds 1)."""
     main, model, extra, waveform = command(name, models)
-    (tmp_path / "in").mkdir()
     lengths = {"a": 1.13, "b": 3.7, "c": 1.5, "d": 1.13}
+    source = tmp_path / ("raw" if name == "restore" else "in")
+    source.mkdir()
     for index, (key, seconds) in enumerate(lengths.items()):
-        soundfile.write(tmp_path / "in" / f"{key}.wav", _speech_like(seconds, RATE, seed=index), RATE, subtype="FLOAT")
+        soundfile.write(source / f"{key}.wav", _speech_like(seconds, RATE, seed=index), RATE, subtype="FLOAT")
+    if name == "restore":  # restore what protect made
+        assert command("protect", models)[0](["--model", str(models / "vp"), "--in", str(source), "--out",
+                                              str(tmp_path / "in"), "--quiet"]) == 0
     options = ["--chunk-seconds", "1", "--batch-size", "8", "--quiet", "--on-clip", "clip"] if waveform else \
         ["--chunk-seconds", "1", "--batch-size", "8", "--quiet"]
 

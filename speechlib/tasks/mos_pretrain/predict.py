@@ -26,7 +26,7 @@ from speechlib.tasks.mos_pretrain.systems import load_encoder, load_head, system
 
 PROG = "mos_pretrain.predict"
 DEFAULT_SYSTEM = "pase_noise_no_snr"
-MEMORY_MB = 2000
+MEMORY_MB = 2500
 MIN_SECONDS = 1.0
 
 

@@ -22,7 +22,7 @@ from speechlib.tasks.model_dir import find_model_dir, load_model_dir
 from speechlib.tasks.se_uda.common import SYSTEMS, model_dir
 
 PROG = "se_uda.enhance"
-MEMORY_MB = 1500
+MEMORY_MB = 2000
 CONTEXT_SECONDS = 0.5  # overlap of the windows of a long file: well beyond the U-Net's time context
 
 
