@@ -64,14 +64,14 @@ voice_packages=(
 
 if [ -n "$from_dir" ]; then
   debs=$(cd "$from_dir" && pwd)
-  for p in "${voice_packages[@]}"; do
-    compgen -G "$debs/${p}_*.deb" > /dev/null || echo "$0: warning: voice package $p: no ${p}_*.deb in $debs" >&2
-  done
   for p in "${packages[@]}"; do
     if ! compgen -G "$debs/${p}_*.deb" > /dev/null; then
       echo "$0: error: $p: no ${p}_*.deb in $debs (download it with 'apt-get download $p' there)" >&2
       exit 1
     fi
+  done
+  for p in "${voice_packages[@]}"; do
+    compgen -G "$debs/${p}_*.deb" > /dev/null || echo "$0: warning: voice package $p: no ${p}_*.deb in $debs" >&2
   done
 else
   debs=$repo/tools/downloads
