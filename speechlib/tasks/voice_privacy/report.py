@@ -8,16 +8,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from speechlib.io.errors import InputError, exit_on_input_error
+from speechlib.io.audio import load_audio
 from speechlib.io.kaldi import read_dict
 from speechlib.metrics.verification import percentile_ci
 from speechlib.metrics.wer import corpus_wer
+from speechlib.results.examples import write_example
 from speechlib.results.tables import ResultTable, write_results
 from speechlib.tasks.stage import start_stage
 from speechlib.tasks.voice_privacy.asr import text_normaliser
@@ -82,9 +83,11 @@ def eer_tables(asv: dict, hp: dict, corpus: str) -> list[ResultTable]:
             trials = ("1 target + 30 non-target trials per speaker (the paper's protocol, 20 target trials "
                       "per cell)" if protocol == "paper" else
                       "every same-gender pair of the evaluation utterances (every within-speaker pair a target)")
+            headline = ([("test-clean male", "rec-rec"), ("test-clean male", "rec-adv"), ("test-clean male", "rec-rst")]
+                        if protocol == "extended" and model == "white" and "test-clean" in subsets else [])
             tables.append(ResultTable(
                 title=f"Table 1 ({protocol} protocol, {model}): EER (%) [95 % CI] ({corpus})",
-                columns=list(CONDITION_PAIRS), rows=rows, paper=paper,
+                columns=list(CONDITION_PAIRS), rows=rows, paper=paper, headline=headline,
                 caption=f"{MODEL_NAMES[model]}. Trials: {trials}; cosine scoring. rec-gn: the recording plus "
                         "Gaussian noise at the SNR of its own adversarial perturbation (the control). CIs: "
                         f"bootstrap over enrolment speakers, {asv['bootstrap']} replicates."))
@@ -175,21 +178,19 @@ def cosine_figures(cosines: dict, out_dir: Path) -> None:
                           title=f"{subset}: cosine of each utterance's embedding to its recording's")
 
 
-def copy_examples(hp: dict, exp_dir: Path, tag: str, count: int) -> list[str]:
-    subset = hp["quality_subset"]
+def listening_examples(hp: dict, exp_dir: Path, tag: str, count: int) -> list[str]:
+    """rec, adv and rst of `count` Table-2 utterances as short FLACs (speechlib.results.examples),
+    paths relative to exp_dir."""
+    subset, rate = hp["quality_subset"], hp["sample_rate"]
     scps = {c: read_dict(condition_dir(hp["data_folder"], subset, c, tag) / "wav.scp") for c in ("rec", "adv", "rst")}
     utts = sorted(scps["adv"])[:: max(1, len(scps["adv"]) // max(count, 1))][:count]
-    lines = []
+    names = []
     for utt in utts:
-        links = []
         for cond in ("rec", "adv", "rst"):
-            suffix = Path(scps[cond][utt]).suffix
-            dest = exp_dir / "examples" / f"{utt}_{cond}{suffix}"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(scps[cond][utt], dest)
-            links.append(f"[{cond}](exp/{tag}/examples/{dest.name})")
-        lines.append(f"- `{utt}`: " + " · ".join(links))
-    return lines
+            signal, _ = load_audio(scps[cond][utt], rate, utt=utt)
+            path = write_example(exp_dir / "examples" / f"{utt}_{cond}.flac", signal, rate)
+            names.append(str(path.relative_to(exp_dir)))
+    return names
 
 
 def main() -> None:
@@ -229,16 +230,19 @@ def main() -> None:
             if model in MODELS:
                 speed[f"embedding extraction, {model} (utterances / s)"] = [row["utterances_per_second"]]
     t3 = ResultTable(title="Speed of this run (CPU)", columns=["value"], rows=speed or {"not recorded": ["–"]})
-    notes = ["Audio examples (recording, protected, restored):", "", *copy_examples(hp, exp_dir, tag,
-                                                                                 int(hp["num_examples"]))]
+    notes = ["Listening examples: the first 4 s of the recording (rec), protected (adv) and restored (rst) "
+             "audio of a few Table-2 utterances."]
     if corpus == "mini":
-        notes += ["", "Mini corpus: pseudo-speakers (voice-transformed copies of a few real voices), tiny "
-                  "speaker models and a few epochs of joint training; the paper's rows are for LibriSpeech "
-                  "with models trained on VoxCeleb1+2 and 30 epochs. Paper-scale configs "
-                  "(conf/paper_voice_privacy.yaml) were not run: they need a GPU."]
+        notes += ["", "Mini corpus: 20 base voices per evaluation set (recorded people, recorded-voice "
+                  "synthesisers and Praat pseudo-speakers), small speaker models trained for minutes and 2 epochs "
+                  "of joint training; the paper's rows are for LibriSpeech with models trained on VoxCeleb1+2 "
+                  "and 30 epochs. Paper-scale configs (conf/paper_voice_privacy.yaml) were not run: they need a GPU."]
     tables = [*eer_tables(asv, hp, corpus), *dcf_and_difference_tables(asv, subsets, corpus),
               cosine_table(cosines, subsets, corpus), t2, t3]
-    path = write_results(exp_dir, "egs/voice_privacy", tables, corpus=corpus, notes="\n".join(notes))
+    figures = [str(path.relative_to(exp_dir)) for path in sorted((exp_dir / "asv").glob("det/*.png"))]
+    figures += [str(path.relative_to(exp_dir)) for path in sorted((exp_dir / "asv").glob("cosines_*.png"))]
+    path = write_results(exp_dir, "egs/voice_privacy", tables, corpus=corpus, notes="\n".join(notes),
+                         figures=figures, examples=listening_examples(hp, exp_dir, tag, int(hp["num_examples"])))
     stage.mark_done()
     logger.info(f"report: wrote {path}")
 
