@@ -129,14 +129,28 @@ def _mixture_dir(path: Path, utts: list[str], bad: str | None) -> None:
         (path / name).write_text("\n".join(sorted(content)) + "\n")
 
 
-def test_nan_loss_stops_training_with_utterance_ids(tmp_path):
-    """A NaN in a validation-set mixture: the first non-finite loss names the utterance."""
-    _mixture_dir(tmp_path / "data" / "source_valid", ["s1-a", "s1-b", "s2-c", "s2-d"], bad="s2-c")
+def test_bad_training_audio_is_named_in_one_line(tmp_path):
+    """A NaN sample in a source speech file: training stops at once with the file named."""
+    data = tmp_path / "data"
+    _mixture_dir(data / "source_valid", ["s1-a", "s1-b"], bad=None)
+    rng = np.random.default_rng(0)
+    for name, count in (("source_speech", 3), ("source_noise", 2)):
+        (data / name).mkdir()
+        wav = {}
+        for index in range(count):
+            signal = 0.1 * rng.standard_normal(16000).astype(np.float32)
+            if name == "source_speech" and index == 1:
+                signal[500] = np.nan
+            path = data / name / f"f{index}.wav"
+            soundfile.write(path, signal, 16000, subtype="FLOAT")
+            wav[f"spk{index}-u{index}"] = str(path)
+        (data / name / "wav.scp").write_text("".join(f"{k} {v}\n" for k, v in wav.items()))
+        (data / name / "utt2spk").write_text("".join(f"{k} {k.split('-')[0]}\n" for k in wav))
     out = run([PYTHON, "-m", "speechlib.tasks.se_uda.train", str(RECIPE / "conf" / "tiny_se_uda.yaml"),
-               "--system", "source", "--data_folder", str(tmp_path / "data"), "--output_folder",
-               str(tmp_path / "exp"), "--batch_size", "4", "--device", "cpu"])
+               "--system", "source", "--data_folder", str(data), "--output_folder", str(tmp_path / "exp"),
+               "--batch_size", "4", "--num_source_train", "16", "--device", "cpu"])
     assert out.returncode == 1, out.stderr[-2000:]
-    assert "non-finite training loss" in out.stderr and "s2-c" in out.stderr
+    assert "f1.wav" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_mixing_resamples_a_target_file_at_another_rate(tmp_path):

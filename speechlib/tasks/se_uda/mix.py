@@ -68,6 +68,8 @@ class AudioCache:
                 warnings.simplefilter("always")
                 signal, _ = load_audio(spec, self.sample_rate, utt=key, on_rate_mismatch=self.policy)
             self.resampled += any("resampling" in str(w.message) for w in caught)
+            if not np.isfinite(signal).all():
+                raise InputError(f"utterance '{key}': audio has non-finite samples (NaN or Inf)", spec)
             if float(np.max(np.abs(signal), initial=0.0)) < 1e-4:
                 raise InputError(f"utterance '{key}': audio is silent", spec)
             self.cache[spec] = signal

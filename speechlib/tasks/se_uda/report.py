@@ -153,7 +153,10 @@ def table1(scores: Scores, hp: dict) -> ResultTable:
     caption = (f"Target-domain (non-English speech, target noise) test set, {count} utterances per SNR; "
                f"{ci_label(scores)}. PESQ: wide-band P.862.2; undefined PESQ (no utterance detected, "
                "left out): " + ("; ".join(nan_notes) if nan_notes else "none") + ".")
-    return ResultTable("Table 1: enhancement of the target-domain test set", columns, rows, paper, caption, 3)
+    headline = [(row, "SI-SDR 0 dB") for row in ("Source model", "SRST (similar source)", "Target model")] \
+        if 0 in snrs else []
+    return ResultTable("Table 1: enhancement of the target-domain test set", columns, rows, paper, caption, 3,
+                       headline=headline)
 
 
 def paired_table(scores: Scores, hp: dict) -> ResultTable:
