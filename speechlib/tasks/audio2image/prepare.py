@@ -12,10 +12,14 @@ data/images/.
 from __future__ import annotations
 
 import collections
+import dataclasses
+import os
+import shutil
 from pathlib import Path
 
 from speechlib.data.image_pairs import (SPLITS, Pair, load_rgb, mini_pairs, save_png, split_by_stamp,
                                         write_pairs_dir)
+from speechlib.io.atomic import atomic_path
 from speechlib.io.audio import audio_info
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.tasks.stage import start_stage
@@ -38,6 +42,21 @@ def pictures_of(pairs: list[Pair], image_dir: Path, size: int) -> tuple[dict[str
         save_png(array, target)
         stored[pair.stamp] = str(target.resolve())
     return stored, skipped
+
+
+def local_audio(pair: Pair, audio_dir: Path) -> Pair:
+    """The pair with its audio hard-linked (copied across file systems) under the data folder:
+    the mini corpus may be rebuilt in place while a recipe runs; the data dir must not change."""
+    target = audio_dir / f"{pair.utt}{Path(pair.audio).suffix}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target, suffix=target.suffix) as tmp:
+            tmp.unlink()
+            try:
+                os.link(pair.audio, tmp)
+            except OSError:
+                shutil.copyfile(pair.audio, tmp)
+    return dataclasses.replace(pair, audio=str(target.resolve()))
 
 
 def vggsound_pairs(hp: dict, data_folder: Path, csv_path: str, videos: str) -> tuple[list[Pair], dict[str, str]]:
@@ -72,7 +91,7 @@ def main() -> None:
         images, skipped = pictures_of(pairs, data_folder / "images", hp["image_size"])
         if skipped:
             print(f"prepare: {len(skipped)} pictures skipped (unreadable), their sounds dropped")
-        pairs = [p for p in pairs if p.stamp in images]
+        pairs = [local_audio(p, data_folder / "audio") for p in pairs if p.stamp in images]
     durations = {p.utt: audio_info(p.audio, p.utt).duration for p in pairs}
     for name in SPLITS:
         part = [p for p in pairs if split[p.stamp] == name]
