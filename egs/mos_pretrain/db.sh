@@ -8,4 +8,4 @@ NISQA=${NISQA:-}                   # NISQA_Corpus root (NISQA_corpus_file.csv, o
 WAV2VEC2_DIR=${WAV2VEC2_DIR:-}     # local wav2vec 2.0 Base checkpoint (transformers layout)
 HUBERT_DIR=${HUBERT_DIR:-}         # local HuBERT Base checkpoint (transformers layout)
 DASHENG_DIR=${DASHENG_DIR:-}       # local Dasheng Base checkpoint (the dasheng package's layout)
-MINI=${MINI:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/mini}
+MINI=${MINI:-${SPEECHLIB_MINI}}   # the mini corpus (path.sh sets SPEECHLIB_MINI, the one rule)
