@@ -56,15 +56,21 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
 fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
-    echo "stage 4: PASE+ baseline; DNSMOS reference (log: ${expdir}/log/dnsmos.log)"
+    echo "stage 4: PASE+ baseline; DNSMOS reference (log: ${expdir}/log/dnsmos.log, runs beside stage 5)"
     pretrain_group plus
-    ${decode_cmd} "${expdir}/log/dnsmos.log" python -m speechlib.tasks.mos_pretrain.dnsmos "${opts[@]}"
+    # DNSMOS needs only the test sets: it runs in the background while stage 5 trains the heads
+    ${decode_cmd} "${expdir}/log/dnsmos.log" python -m speechlib.tasks.mos_pretrain.dnsmos "${opts[@]}" &
+    dnsmos_pid=$!
 fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     echo "stage 5: downstream MOS heads on the frozen encoders (logs: ${expdir}/log/downstream.*.log)"
     ${train_cmd} JOB=1:"${nj}" "${expdir}/log/downstream.JOB.log" \
         python -m speechlib.tasks.mos_pretrain.downstream "${opts[@]}" "${externals[@]}" --job JOB "${device[@]}"
+fi
+
+if [ -n "${dnsmos_pid:-}" ]; then
+    wait "${dnsmos_pid}" || { echo "DNSMOS failed: see ${expdir}/log/dnsmos.log" >&2; exit 1; }
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
