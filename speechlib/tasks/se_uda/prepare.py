@@ -13,10 +13,14 @@ noise differ between the domains.
 Every training list is then checked against every test and validation list by inode and content
 (speechlib.data.leakage): a speaker with a file in a held-out list leaves the training list (all
 their utterances; the count is logged), so a corpus built from links (the mini corpus's DNS
-English files are LibriSpeech files) cannot leak a test recording or voice into training.
+English files are LibriSpeech files) cannot leak a test recording or voice into training. Last,
+every listed file is hard-linked under data/<dir>/audio/, so that a corpus rebuilt in place while
+the recipe runs cannot take a prepared data dir's files away.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from speechlib.data import dns, librispeech, mini, wham
@@ -84,6 +88,25 @@ def remove_leaks(data: Path) -> dict[str, int]:
     return dropped
 
 
+def snapshot_audio(data: Path) -> None:
+    """Hard-link (copy across file systems) every listed file under data/<dir>/audio/ and point
+    wav.scp there: a corpus rebuilt in place while the recipe runs (the mini corpus is) must not
+    take the files of a prepared data dir away. Links cost no space."""
+    for name in OUTPUT_DIRS:
+        folder = data / name / "audio"
+        folder.mkdir(parents=True, exist_ok=True)
+        wav = read_dict(data / name / "wav.scp")
+        for utt, path in wav.items():
+            target = folder / f"{utt}{Path(path).suffix}"
+            if not target.exists():
+                try:
+                    os.link(path, target)
+                except OSError:
+                    shutil.copyfile(path, target)
+            wav[utt] = str(target.resolve())
+        write_table(data / name / "wav.scp", wav)
+
+
 def prepare(hp: dict) -> tuple[str, dict[str, int]]:
     """Write every data dir under data_folder; return (corpus label, leaked files dropped per list)."""
     data = Path(hp["data_folder"])
@@ -114,7 +137,9 @@ def prepare(hp: dict) -> tuple[str, dict[str, int]]:
     wham_mini = _source_noise(hp, data, mini_root)
     flags = {libri_mini, dns_mini, wham_mini}
     corpus = "mini" if flags == {True} else "real" if flags == {False} else "mixed (mini + real)"
-    return corpus, remove_leaks(data)
+    dropped = remove_leaks(data)
+    snapshot_audio(data)
+    return corpus, dropped
 
 
 def main() -> None:
