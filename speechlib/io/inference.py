@@ -401,12 +401,11 @@ inputs and outputs:
   Nothing outside --out is written; an output that would overwrite an input, two inputs with
   one output name, or a wav.scp key that leaves --out stop the command before any work.
   Unreadable, truncated, empty, non-finite (NaN/inf), silent (peak below -80 dBFS) or too short
-  (under 0.1 s, or what the model needs) recordings are refused
-  by name and the rest processed. The last line counts done/refused/failed; the exit status is
+  (under 0.1 s, or what the model needs) recordings are refused by name and the rest processed. The last line counts done/refused/failed; the exit status is
   0 only when every input was done.{waveform_rule}
 memory:
   The model sees at most --batch-size windows of --chunk-seconds; the recording being processed
-  is held whole (about 12 bytes per sample and channel). With the defaults, peak memory stays
+  is held whole (a few float32 copies of it). With the defaults, peak memory stays
   below {memory_mb} MB for a 10-minute 16 kHz recording (tests/benchmarks/bench_inference_memory.py).
 """
 
@@ -437,10 +436,12 @@ def build_parser(prog: str, description: str, scoring: bool, memory_mb: int) -> 
                             help="file type of outputs written into a directory (default: wav)")
         parser.add_argument("--on-clip", choices=("scale", "clip", "refuse"), default="scale",
                             help="output beyond full scale: scale the file down, clip, or refuse it")
-    parser.add_argument("--batch-size", type=positive_int, default=4, help="windows per model call")
+    parser.add_argument("--batch-size", type=positive_int, default=4,
+                        help="windows per model call (default: %(default)s)")
     parser.add_argument("--chunk-seconds", type=positive_float, default=10.0,
-                        help="longest window the model sees at once (bounds memory)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="CPU threads for the model")
+                        help="longest window the model sees at once, bounds memory (default: %(default)s)")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="CPU threads for the model (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda:0 (default: cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     return parser
