@@ -189,7 +189,8 @@ def train_seed(stage, system: str, spec: SystemSpec, seed: int, data: tuple) -> 
     folder = Path(stage.exp_dir) / name / "model"
     if sb.utils.distributed.if_main_process():
         save_model_dir(folder, recipe="mushra_gml", kind="listener", system=system, sample_rate=hp["sample_rate"],
-                       modules={"model": brain.modules.model}, configs={"model": config},
+                       modules={"model": getattr(brain.modules.model, "module", brain.modules.model)},  # DDP unwrapped
+                       configs={"model": config},
                        corpus=str(hp["corpus"]),
                        extra={"distribution": spec.distribution, "score_centre": hp["score_centre"],
                               "score_scale": hp["score_scale"], "gammatone": dict(hp["gammatone"]),
