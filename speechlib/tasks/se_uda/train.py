@@ -31,7 +31,6 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.distributed import if_main_process
 from tqdm import tqdm
 
-from speechlib.io.atomic import atomic_write_text
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.tasks.se_uda import brains
 from speechlib.tasks.se_uda.common import build_classifier, build_unet, load_model, mixture_dataset, model_dir, save_model
@@ -43,7 +42,7 @@ from speechlib.tasks.training import build_brain, fit
 ORDER = ("source", "classifier", "dann", "remixit", "dann_remixit", "srst_scores", "srst_random", "srst_similar",
          "target")
 NEEDS = {"classifier": "source", "dann": "classifier", "remixit": "source", "dann_remixit": "dann",
-         "srst_scores": "dann", "srst_random": "dann", "srst_similar": "dann"}
+         "srst_scores": "dann", "srst_random": "srst_scores", "srst_similar": "srst_scores"}
 # (speech dir, noise dir, count key, tag) of the on-the-fly training sets
 DOMAINS = {"source": ("source_speech", "source_noise", "num_source_train", "src"),
            "target": ("target_speech_train", "target_noise_train", "num_target_train", "tgt"),
@@ -168,14 +167,11 @@ def srst_pools(hp: dict) -> tuple[RemixedMixtures, RemixedMixtures]:
             remixed(hp, "target", False, frozen=True, count_key="num_srst_pool", seed_offset=7))
 
 
-def srst_scores(stage: Stage) -> dict:
-    """Algorithm 1, steps 2-3: a post-DANN domain classifier (the DANN one, fine-tuned on the
-    frozen DANN encoder for `post_dann_classifier_epochs`) scores every source and target pool sample."""
+def srst_scores(stage: Stage) -> None:
+    """Algorithm 1, steps 2-3 (`--system srst_scores`): a post-DANN domain classifier (the DANN
+    one, fine-tuned on the frozen DANN encoder for `post_dann_classifier_epochs`) scores every
+    source and target pool sample -> exp/<tag>/srst/domain_scores.json, read by both SRSTs."""
     hp = stage.hparams
-    path = stage.exp_dir / "srst" / "domain_scores.json"
-    marker = stage.exp_dir / "srst" / "domain_scores.fingerprint"
-    if path.is_file() and marker.is_file() and marker.read_text().strip() == stage.fingerprint:
-        return json.loads(path.read_text())
     unet, classifier = load_model(model_dir(stage.exp_dir, "dann"), with_classifier=True)
     if hp["post_dann_classifier_epochs"] > 0:
         brain = train_classifier(stage, unet, classifier, "post_dann_classifier", hp["post_dann_classifier_epochs"])
@@ -186,14 +182,16 @@ def srst_scores(stage: Stage) -> dict:
                "target": domain_scores(unet, classifier, target, int(hp["batch_size"]), device),
                "selected_share": hp["srst_start_share"]}
     if if_main_process():
-        brains.write_json(path, payload)
-        atomic_write_text(marker, stage.fingerprint + "\n")
-    return payload
+        brains.write_json(scores_path(stage), payload)
+
+
+def scores_path(stage: Stage) -> Path:
+    return stage.exp_dir / "srst" / "domain_scores.json"
 
 
 def train_srst(stage: Stage, system: str) -> None:
     hp = stage.hparams
-    scores = srst_scores(stage)
+    scores = json.loads(scores_path(stage).read_text())
     source_pool, _ = srst_pools(hp)
     probs = np.array([scores["source"][utt] for utt in source_pool.ids()])
     ranking = rank_source_by_similarity(probs) if system == "srst_similar" else \
@@ -209,9 +207,10 @@ def train_srst(stage: Stage, system: str) -> None:
 
 def run(stage: Stage, system: str) -> None:
     hp = stage.hparams
-    if system in NEEDS and not (model_dir(stage.exp_dir, NEEDS[system]) / "model.json").is_file():
-        raise InputError(f"--system {system} needs the '{NEEDS[system]}' model: run its stage first",
-                         str(model_dir(stage.exp_dir, NEEDS[system])))
+    need = NEEDS.get(system)
+    needed = scores_path(stage) if need == "srst_scores" else model_dir(stage.exp_dir, need or "") / "model.json"
+    if need and not needed.is_file():
+        raise InputError(f"--system {system} needs '{need}': run it first", str(needed))
     if system in ("source", "target"):
         train_supervised(stage, system)
     elif system == "classifier":
@@ -234,8 +233,7 @@ SYSTEM = Option("system", "what to train (in dependency order)", choices=ORDER)
 def main() -> None:
     stage = start_stage("train_{system}", options=(SYSTEM,))
     system = stage.options["system"]
-    output = stage.exp_dir / "srst" / "domain_scores.json" if system == "srst_scores" else \
-        model_dir(stage.exp_dir, system) / "model.json"
+    output = scores_path(stage) if system == "srst_scores" else model_dir(stage.exp_dir, system) / "model.json"
     if stage.is_done((output,)):
         print(f"train {system}: up to date ({output})")
         return
