@@ -29,10 +29,10 @@ EXPECTED = {
     "new\nline.wav": "done",
     "empty.wav": "empty", "10ms.wav": "too short", "silent.wav": "silent", "nan.wav": "non-finite",
     "inf.flac": "non-finite", "truncated.wav": "truncated", "text_renamed.wav": "cannot read audio",
-    "half_second.wav": "done",
+    "short_0.3s.wav": "done",
 }
 # predict refuses recordings under 1 s (a MOS of half a second means nothing): documented in its --help
-EXPECTED_PER_COMMAND = {"predict": {"half_second.wav": "too short"}}
+EXPECTED_PER_COMMAND = {"predict": {"short_0.3s.wav": "too short"}}
 
 
 def _speech_like(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -54,7 +54,7 @@ def build_hostile_set(root) -> None:
     write(root / "float48k.wav", _speech_like(1.1, 48000), 48000, subtype="FLOAT")
     write(root / "vorbis.ogg", _speech_like(1.2, 16000), 16000, subtype="VORBIS")
     write(root / "mpeg.mp3", _speech_like(1.2, 16000), 16000, subtype="MPEG_LAYER_III")
-    write(root / "half_second.wav", _speech_like(0.5, RATE), RATE)
+    write(root / "short_0.3s.wav", _speech_like(0.3, RATE), RATE)
     write(root / "clipped.wav", np.clip(4 * _speech_like(1.0, RATE), -1, 1), RATE)
     write(root / "sub" / "deep" / "nested.wav", _speech_like(1.3, RATE, seed=1), RATE)
     for name in ("sp ace.wav", "comma,name.wav", "ünï-cödé.wav", "-dash.wav", "new\nline.wav"):
