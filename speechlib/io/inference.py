@@ -128,6 +128,17 @@ def window_starts(length: int, size: int, hop: int) -> list[int]:
     return starts + [length - size]
 
 
+def equal_length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of at most `batch_size` items of identical length (in order of
+    first appearance). The batching rule of every inference path: with nothing zero-padded, an
+    item's result cannot depend on what it is batched with (issue 17 item 9)."""
+    groups: dict[int, list[int]] = {}
+    for index, length in enumerate(lengths):
+        groups.setdefault(int(length), []).append(index)
+    return [group[first:first + batch_size] for group in groups.values()
+            for first in range(0, len(group), batch_size)]
+
+
 def crossfade_weights(start: int, size: int, total: int, overlap: int) -> np.ndarray:
     """Trapezoid weights: ramps over `overlap` samples where a neighbouring window overlaps."""
     weights = np.ones(size, np.float32)
@@ -207,26 +218,22 @@ class Runner:
     # -- the model ---------------------------------------------------------------------------
     def compute(self, jobs: list[_Job]) -> dict[int, str]:
         """Run every window of `jobs`, batching only windows of equal length; {id(job): error}."""
-        buckets: dict[int, list[tuple[_Job, int, int]]] = {}
-        for job in jobs:
-            for channel in range(len(job.signals)):
-                for index in range(len(job.starts)):
-                    buckets.setdefault(job.size, []).append((job, channel, index))
+        windows = [(job, channel, index) for job in jobs for channel in range(len(job.signals))
+                   for index in range(len(job.starts))]
         broken: dict[int, str] = {}
-        for size, windows in buckets.items():
-            for first in range(0, len(windows), self.batch_size):
-                part = windows[first:first + self.batch_size]
-                batch = np.stack([job.signals[ch][job.starts[i]:job.starts[i] + size] for job, ch, i in part])
-                try:
-                    outputs = self.model.forward(batch)
-                except (RuntimeError, ValueError) as err:
-                    for job, _, _ in part:
-                        broken[id(job)] = f"the model failed: {err}".splitlines()[0]
-                    continue
-                for (job, channel, index), output in zip(part, outputs):
-                    job.results[(channel, index)] = output
-                if self.progress is not None:
-                    self.progress.tick()  # a long recording: still a line every 30 s
+        for batch_of in equal_length_batches([job.size for job, _, _ in windows], self.batch_size):
+            part = [windows[w] for w in batch_of]
+            batch = np.stack([job.signals[ch][job.starts[i]:job.starts[i] + job.size] for job, ch, i in part])
+            try:
+                outputs = self.model.forward(batch)
+            except (RuntimeError, ValueError) as err:
+                for job, _, _ in part:
+                    broken[id(job)] = f"the model failed: {err}".splitlines()[0]
+                continue
+            for (job, channel, index), output in zip(part, outputs):
+                job.results[(channel, index)] = output
+            if self.progress is not None:
+                self.progress.tick()  # a long recording: still a line every 30 s
         return broken
 
     def _compute(self, jobs: list[_Job], summary: Summary) -> None:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from speechlib.io.errors import InputError
+from speechlib.io.inference import equal_length_batches
 from speechlib.signal.mixing import fit_length, scale_to_snr
 
 
@@ -209,17 +210,12 @@ def freeze(module: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def embed_batched(encoder: SpeakerEncoder, signals: list[np.ndarray], batch_size: int = 16) -> np.ndarray:
-    """Embeddings of many utterances, batched by similar length (padding costs little), in input order."""
-    order = sorted(range(len(signals)), key=lambda i: len(signals[i]))
+    """Embeddings of many utterances, in input order. Only utterances of equal length share a batch
+    (nothing is zero-padded), so each embedding equals the utterance's embedding alone."""
     out: list[np.ndarray | None] = [None] * len(signals)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        longest = max(len(signals[i]) for i in chunk)
-        wavs = torch.zeros(len(chunk), longest)
-        for row, index in enumerate(chunk):
-            wavs[row, : len(signals[index])] = torch.from_numpy(np.asarray(signals[index], np.float32))
-        lens = torch.tensor([len(signals[i]) / longest for i in chunk])
-        emb = encoder(wavs, lens).cpu().numpy()
+    for chunk in equal_length_batches([len(s) for s in signals], batch_size):
+        wavs = torch.from_numpy(np.stack([np.asarray(signals[i], np.float32) for i in chunk]))
+        emb = encoder(wavs, torch.ones(len(chunk))).cpu().numpy()
         for row, index in enumerate(chunk):
             out[index] = emb[row]
     return np.stack(out)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from speechlib.data.image_pairs import load_rgb
 from speechlib.io.atomic import atomic_path
 from speechlib.io.errors import InputError
+from speechlib.io.inference import equal_length_batches
 from speechlib.io.kaldi import read_dict
 from speechlib.tasks.brain import RecipeBrain
 
@@ -263,17 +264,14 @@ def embed_pictures(tower: torch.nn.Module, paths: list[str], size: int, batch_si
 
 @torch.no_grad()
 def embed_sounds(model: torch.nn.Module, signals: list[torch.Tensor], batch_size: int = 16) -> torch.Tensor:
-    """L2-normalised audio embeddings of a list of 1-D signals (zero-padded per batch)."""
+    """L2-normalised audio embeddings of a list of 1-D signals, in input order. Only signals of equal
+    length share a batch (nothing is zero-padded), so each equals the signal's embedding alone."""
     model.eval()
-    out = []
-    for start in range(0, len(signals), batch_size):
-        chunk = signals[start:start + batch_size]
-        lengths = torch.tensor([s.shape[0] for s in chunk])
-        wavs = torch.zeros(len(chunk), int(lengths.max()))
-        for row, signal in enumerate(chunk):
-            wavs[row, : signal.shape[0]] = signal
-        out.append(model.embed_audio(wavs, lengths))
-    return torch.cat(out)
+    out: list[torch.Tensor | None] = [None] * len(signals)
+    for chunk in equal_length_batches([s.shape[0] for s in signals], batch_size):
+        for index, row in zip(chunk, model.embed_audio(torch.stack([signals[i] for i in chunk]))):
+            out[index] = row
+    return torch.stack(out) if out else torch.empty(0)  # type: ignore[arg-type]
 
 
 def read_signals(wavs: list[str], hp: dict, names: list[str] | None = None) -> list[torch.Tensor]:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from speechlib.io.atomic import atomic_write_text
 from speechlib.io.audio import load_audio
 from speechlib.io.errors import InputError
+from speechlib.io.inference import equal_length_batches
 from speechlib.nn.masked_encoder import LogMelEncoder, MaskedEncoder
 from speechlib.nn.mos_head import MOSHead, mean_pool
 from speechlib.nn.pase import PASEEncoder
@@ -139,16 +140,11 @@ def embed_files(encoder, items: list[tuple[str, str]], sample_rate: int, max_sec
     for utt, wav in items:
         signal = load_audio(wav, sample_rate, utt=utt, on_rate_mismatch="resample")[0]
         signals.append(signal[: int(max_seconds * sample_rate)] if max_seconds else signal)
-    by_length: dict[int, list[int]] = {}
-    for i, signal in enumerate(signals):
-        by_length.setdefault(signal.size, []).append(i)
     rows: list[np.ndarray | None] = [None] * len(signals)
     with tqdm(total=len(signals), desc=desc, leave=False) as bar:
-        for indices in by_length.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start:start + batch_size]
-                batch = torch.from_numpy(np.stack([signals[i] for i in chunk]).astype(np.float32))
-                for i, row in zip(chunk, mean_pool(encoder(batch)).numpy()):
-                    rows[i] = row
-                bar.update(len(chunk))
+        for chunk in equal_length_batches([signal.size for signal in signals], batch_size):
+            batch = torch.from_numpy(np.stack([signals[i] for i in chunk]).astype(np.float32))
+            for i, row in zip(chunk, mean_pool(encoder(batch)).numpy()):
+                rows[i] = row
+            bar.update(len(chunk))
     return np.stack(rows).astype(np.float32)

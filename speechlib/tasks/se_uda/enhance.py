@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-import torch
-
 from speechlib.io import inference
 from speechlib.io.errors import exit_on_input_error
 from speechlib.nn.unet import SpeechNoiseUNet
 from speechlib.tasks.model_dir import find_model_dir, load_model_dir
 from speechlib.tasks.se_uda.common import SYSTEMS, model_dir
+from speechlib.tasks.se_uda.enhancer import waveform_model
 
 PROG = "se_uda.enhance"
 MEMORY_MB = 2000
-CONTEXT_SECONDS = 0.5  # overlap of the windows of a long file: well beyond the U-Net's time context
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,15 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load(args: argparse.Namespace) -> inference.WaveformModel:
     model = load_model_dir(find_model_dir(args.model, model_dir(".", args.system)), "se_uda", "enhancer")
-    unet = model.build("unet", SpeechNoiseUNet).to(args.device)
-
-    @torch.inference_mode()
-    def forward(batch: np.ndarray) -> np.ndarray:
-        speech, _ = unet(torch.from_numpy(batch).to(args.device))
-        return speech[:, : batch.shape[1]].cpu().numpy()
-
-    return inference.WaveformModel(model.sample_rate, forward, context=int(CONTEXT_SECONDS * model.sample_rate),
-                                   min_samples=int(unet.config["n_fft"]))
+    return waveform_model(model.build("unet", SpeechNoiseUNet), model.sample_rate, args.device)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,36 +1,34 @@
-"""Batched inference with a trained U-Net, shared by the scoring stage and the enhance CLI.
-
-Utterances are sorted by length and batched with their neighbours, so padding stays small;
-each estimate is cropped back to its input's length.
+"""Inference with a trained U-Net, shared by the scoring stage, the report's examples and the
+enhance command. It runs through the front end's windows and batching rule
+(speechlib.io.inference): only windows of equal length share a batch and nothing is zero-padded,
+so an utterance's estimate, and its scores, do not depend on the utterances it is batched with.
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from speechlib.io import inference
 
-def _batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        yield [int(i) for i in order[start:start + batch_size]]
+CONTEXT_SECONDS = 0.5  # overlap of the windows of a long file: well beyond the U-Net's time context
 
 
-@torch.no_grad()
-def enhance(unet: torch.nn.Module, signals: Sequence[np.ndarray], batch_size: int = 8,
-            device: str = "cpu", with_noise: bool = False) -> list[np.ndarray] | tuple[list, list]:
-    """Speech estimates (and noise estimates with `with_noise`) for 1-D float signals."""
+def waveform_model(unet: torch.nn.Module, sample_rate: int, device: str = "cpu") -> inference.WaveformModel:
+    """The U-Net's speech estimate as a front-end model (batch, samples) -> (batch, samples)."""
     unet.eval().to(device)
-    speech: list[np.ndarray | None] = [None] * len(signals)
-    noise: list[np.ndarray | None] = [None] * len(signals)
-    for indices in _batches([len(s) for s in signals], batch_size):
-        longest = max(len(signals[i]) for i in indices)
-        batch = torch.zeros(len(indices), longest)
-        for row, i in enumerate(indices):
-            batch[row, : len(signals[i])] = torch.from_numpy(np.asarray(signals[i], np.float32))
-        speech_est, noise_est = unet(batch.to(device))
-        for row, i in enumerate(indices):
-            speech[i] = speech_est[row, : len(signals[i])].cpu().numpy()
-            noise[i] = noise_est[row, : len(signals[i])].cpu().numpy()
-    return (speech, noise) if with_noise else speech
+
+    @torch.inference_mode()
+    def forward(batch: np.ndarray) -> np.ndarray:
+        speech, _ = unet(torch.from_numpy(batch).to(device))
+        return speech[:, : batch.shape[1]].cpu().numpy()
+
+    return inference.WaveformModel(sample_rate, forward, context=int(CONTEXT_SECONDS * sample_rate),
+                                   min_samples=int(unet.config["n_fft"]))
+
+
+def enhance(unet: torch.nn.Module, signals: Sequence[np.ndarray], batch_size: int = 8, device: str = "cpu",
+            sample_rate: int = 16000) -> list[np.ndarray]:
+    """Speech estimates of 1-D float signals at the model's `sample_rate`, each as long as its input."""
+    return inference.apply_model(waveform_model(unet, sample_rate, device), signals, batch_size)

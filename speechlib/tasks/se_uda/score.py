@@ -67,7 +67,7 @@ def score_set(hp: dict, exp_dir: Path, name: str, job: int, nj: int, dnsmos, dev
             estimates = mixtures
         else:
             estimates = enhance(load_model(model_dir(exp_dir, system)), mixtures, int(hp["score_batch_size"]),
-                                device)
+                                device, sr)
         rows = {}
         for utt, est, ref in zip(utts, estimates, references):
             rows[utt] = intrusive_scores(est, ref, sr)
