@@ -408,8 +408,8 @@ inputs and outputs:
   Nothing outside --out is written; an output that would overwrite an input, two inputs with
   one output name, or a wav.scp key that leaves --out stop the command before any work.
   Unreadable, truncated, empty, non-finite (NaN/inf), silent (peak below -80 dBFS) or too short
-  (under 0.1 s, or what the model needs) recordings are refused by name and the rest processed. The last line counts done/refused/failed; the exit status is
-  0 only when every input was done.{waveform_rule}
+  (under 0.1 s, or what the model needs) recordings are refused by name and the rest processed.
+  The last line counts done/refused/failed; the exit status is 0 only when every input was done.{waveform_rule}
 memory:
   The model sees at most --batch-size windows of --chunk-seconds; the recording being processed
   is held whole (a few float32 copies of it). With the defaults, peak memory stays

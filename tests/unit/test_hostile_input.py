@@ -31,7 +31,7 @@ EXPECTED = {
     "inf.flac": "non-finite", "truncated.wav": "truncated", "text_renamed.wav": "cannot read audio",
     "short_0.3s.wav": "done",
 }
-# predict refuses recordings under 1 s (a MOS of half a second means nothing): documented in its --help
+# predict refuses recordings under 0.5 s (too short for a MOS): documented in its --help
 EXPECTED_PER_COMMAND = {"predict": {"short_0.3s.wav": "too short"}}
 
 

@@ -101,3 +101,23 @@ def test_a_killed_save_is_never_loaded_as_a_model(tmp_path, monkeypatch):
     save(tmp_path / "m", width=4)  # the re-run completes it; other files stay
     assert load_model_dir(tmp_path / "m", "se_uda", "enhancer").build("net", small).weight.shape == (2, 4)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["keep", "model.json", "net.pt"]
+
+
+def test_enhance_finds_the_first_seed_of_an_experiment_dir(tmp_path, monkeypatch):
+    """`--model exp/<tag>` (the --help example) on a multi-seed run: exp/<tag>/seed<N>/models/<system>,
+    lowest N first (seed2 before seed10); a plain exp dir's models/<system> before any seed's."""
+    import argparse
+
+    from speechlib.nn.unet import SpeechNoiseUNet
+    from speechlib.tasks.se_uda import enhance
+    from speechlib.tasks.se_uda.common import save_model
+
+    loaded = []
+    monkeypatch.setattr(enhance, "load_model_dir", lambda path, *a: loaded.append(path) or load_model_dir(path, *a))
+    for seed in ("seed10", "seed2"):
+        save_model(tmp_path / "exp" / seed / "models" / "dann", SpeechNoiseUNet((4, 8)))
+    enhance.load(argparse.Namespace(model=str(tmp_path / "exp"), system="dann", device="cpu"))
+    assert loaded[-1] == tmp_path / "exp" / "seed2" / "models" / "dann"
+    save_model(tmp_path / "exp" / "models" / "dann", SpeechNoiseUNet((4, 8)))
+    enhance.load(argparse.Namespace(model=str(tmp_path / "exp"), system="dann", device="cpu"))
+    assert loaded[-1] == tmp_path / "exp" / "models" / "dann"

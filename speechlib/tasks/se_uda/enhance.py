@@ -5,12 +5,14 @@ examples:
   python -m speechlib.tasks.se_uda.enhance --model exp/mini_se_uda --system dann --in dir/ --out out/
   python -m speechlib.tasks.se_uda.enhance --model exp/mini_se_uda/models/target --in data/x/wav.scp --out out/
 
---model is an experiment dir (the system then comes from --system, default srst_similar) or one
-system's model directory (exp/<tag>/models/<system>).
+--model is an experiment dir (the system then comes from --system, default srst_similar; in a
+run over several seeds, the first seed's) or one system's model directory
+(exp/<tag>/models/<system>, exp/<tag>/seed<N>/models/<system>).
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from speechlib.io import inference
 from speechlib.io.errors import exit_on_input_error
@@ -29,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> inference.WaveformModel:
-    model = load_model_dir(find_model_dir(args.model, model_dir(".", args.system)), "se_uda", "enhancer")
+    seeds = sorted(Path(args.model).glob("seed*/"), key=lambda p: (len(p.name), p.name))  # a multi-seed run
+    below = [model_dir(root, args.system) for root in [Path("."), *(p.relative_to(args.model) for p in seeds)]]
+    model = load_model_dir(find_model_dir(args.model, *below), "se_uda", "enhancer")
     return waveform_model(model.build("unet", SpeechNoiseUNet), model.sample_rate, args.device)
 
 
