@@ -6,7 +6,7 @@ examples:
   python -m speechlib.tasks.mos_pretrain.predict --model exp/x --in data/test/wav.scp --mos-set vcc
 
 The file column is the wav.scp key, the path under a directory input, or the file given.
-Channels are averaged. Recordings shorter than 1 s are refused (a MOS of a click means nothing).
+Channels are averaged. Recordings shorter than 0.5 s are refused (a MOS of a click means nothing).
 Default system: the paper's best (PASE + noise workers without SNR); default head: the one
 trained on the NISQA (noisy-speech) set. A long recording is scored window by window
 (--chunk-seconds) and the windows' mean embeddings averaged, weighted by the samples each adds.
