@@ -48,7 +48,7 @@ Started from the template with \`utils/new_recipe.sh ${name}\`: it still trains 
 Say here what the recipe reproduces (paper, tables), its stages, how to run it at paper scale
 (db.sh, conf/paper_${name}.yaml), and the choices made where the paper is silent.
 EOF
-row="${name},conf/tiny_${name}.yaml,,classifier/loss_curve.png results.json RESULTS.md,Noise-colour classification,yes,no,600"
+row="${name},conf/tiny_${name}.yaml,,,classifier/loss_curve.png results.json RESULTS.md,Noise-colour classification,all,no,600"
 table=${root}/tests/recipes/recipes.csv
 if [ -f "${table}" ]; then echo "${row}" >> "${table}"; fi
 echo "created egs/${name} and speechlib/tasks/${name}; end-to-end test row added to tests/recipes/recipes.csv:"

@@ -13,17 +13,15 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.helpers import PYTHON, REPO, copy_recipe, run
+from tests.helpers import PYTHON, REPO, run
 
 pytestmark = pytest.mark.timeout(1800)  # a cap: the tiny run alone took 7.5 min at load average 12 on 2 cores
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, mini_small) -> Path:
-    recipe = copy_recipe("mushra_gml", tmp_path_factory.mktemp("mushra"))
-    out = run_recipe(recipe, mini_small)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return recipe
+def finished(recipe_runs) -> Path:
+    """The session's one tiny run (tests/recipes/conftest.py)."""
+    return recipe_runs.get("mushra_gml")
 
 
 def run_recipe(recipe: Path, mini: Path, *args: str) -> subprocess.CompletedProcess:

@@ -3,78 +3,76 @@ tests/recipes style). A row per recipe:
 
     recipe          egs/<recipe>
     config          its tiny config (seconds to a few minutes on 2 CPU cores)
-    run_args        extra run.sh arguments, space separated (e.g. --stop-stage 8)
+    run_args        extra run.sh arguments (shell words, e.g. --nj 2)
+    env             KEY=VALUE pairs for the run ({mini}: the mini corpus; KEY= hides a db.sh corpus)
     expected_files  paths under exp/<tag>/ the run must leave, space separated
     expected_tables title prefixes results.json must hold, ';' separated
-    repeatable      yes: run the recipe a second time in a fresh copy and require the same
-                    results.json tables and the same training losses, to the last digit
-                    (README, "Same command, same table"); no: run once
+    repeat_args     the exact-repeat check (README, "Same command, same table"): the recipe runs
+                    again in a fresh copy, with these run.sh arguments (`all`: none, the whole
+                    recipe; e.g. `--stop-stage 2`: up to its first training), and every loss curve
+                    and table the second run wrote must equal the first run's to the last digit
     mini            yes: the recipe reads the mini corpus (the session's small build)
     timeout         seconds per run
 
-Add your recipe's row here (utils/new_recipe.sh adds one for a new recipe). A row whose recipe
-starts with '#' is skipped: se_uda, voice_privacy and mos_pretrain run their tiny config once, in
-their own end-to-end tests (tests/recipes/test_<recipe>*.py, with the issue-specific assertions);
-running it here too cost about 400 s of make test's 20-minute budget on 2 cores.
+The first run is the session's one tiny run of the recipe (tests/recipes/conftest.py), which the
+recipe's own end-to-end tests (test_<recipe>*.py) read too. Add your recipe's row here
+(utils/new_recipe.sh adds one for a new recipe).
 """
 from __future__ import annotations
 
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import REPO, copy_recipe, run
-
-TABLE = Path(__file__).with_name("recipes.csv")
-
-
-def rows() -> list[dict[str, str]]:
-    with open(TABLE, newline="", encoding="utf-8") as handle:
-        return [row for row in csv.DictReader(handle) if row["recipe"] and not row["recipe"].startswith("#")]
-
-
-def run_recipe(row: dict[str, str], parent: Path, env: dict[str, str]) -> Path:
-    """Copy the recipe under `parent`, run it on its tiny config, return exp/<tag>."""
-    recipe = copy_recipe(row["recipe"], parent)
-    out = run(["./run.sh", "--config", row["config"], "--tag", "e2e", *row["run_args"].split()], cwd=recipe,
-              env=env, timeout=float(row["timeout"]))
-    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-    assert "Successfully finished" in out.stdout
-    return recipe / "exp" / "e2e"
+from tests.recipes.conftest import TABLE, run_row, table_rows
 
 
 def outcome(exp: Path) -> dict:
     """What must repeat exactly: every table, and the losses of every trained system."""
-    tables = json.loads((exp / "results.json").read_text())["tables"]
+    results = exp / "results.json"
+    tables = json.loads(results.read_text())["tables"] if results.is_file() else None
     losses = {}
-    for curve in sorted(exp.glob("*/loss_curve.json")):
-        losses[curve.parent.name] = [{split: {k: v for k, v in (row[split] or {}).items() if "loss" in k}
-                                      for split in ("train", "valid")} for row in json.loads(curve.read_text())]
+    for curve in sorted(exp.rglob("loss_curve.json")):
+        losses[str(curve.parent.relative_to(exp))] = [
+            {split: {k: v for k, v in (row[split] or {}).items() if "loss" in k} for split in ("train", "valid")}
+            for row in json.loads(curve.read_text())]
     return {"tables": tables, "losses": losses}
 
 
-@pytest.mark.parametrize("row", rows(), ids=lambda row: row["recipe"])
-def test_recipe_end_to_end(row, tmp_path, request):
-    env = {"MAIN_ROOT": str(REPO)}
-    if row["mini"] == "yes":
-        env["SPEECHLIB_MINI"] = str(request.getfixturevalue("mini_small"))
-    exp = run_recipe(row, tmp_path / "first", env)
+@pytest.mark.parametrize("row", table_rows(), ids=lambda row: row["recipe"])
+def test_recipe_end_to_end(row, recipe_runs, tmp_path, request):
+    exp = recipe_runs.exp(row["recipe"])
     missing = [name for name in row["expected_files"].split() if not (exp / name).exists()]
-    assert not missing, f"egs/{row['recipe']}: missing under exp/e2e: {missing}"
+    assert not missing, f"egs/{row['recipe']}: missing under {exp.name}: {missing}"
     titles = [table["title"] for table in json.loads((exp / "results.json").read_text())["tables"]]
     for prefix in filter(None, row["expected_tables"].split(";")):
         assert any(title.startswith(prefix) for title in titles), f"no table '{prefix}...' in {titles}"
-    if row["repeatable"] == "yes":
-        again = run_recipe(row, tmp_path / "second", env)
-        assert outcome(again) == outcome(exp), "the same command gave another table or loss curve"
+    if not row["repeat_args"]:
+        return
+    mini = request.getfixturevalue("mini_small") if row["mini"] == "yes" else None
+    extra = [] if row["repeat_args"] == "all" else shlex.split(row["repeat_args"])
+    recipe, out = run_row(row, tmp_path, mini, *extra)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    again = outcome(recipe / "exp" / exp.name)
+    first = outcome(exp)
+    assert again["losses"], f"the repeat ({row['repeat_args']}) trained nothing to compare"
+    for system, curve in again["losses"].items():
+        assert curve == first["losses"][system], f"{system}: the same command gave another loss curve"
+    if again["tables"] is not None:
+        assert again["tables"] == first["tables"], "the same command gave another table"
 
 
 def test_the_table_names_existing_recipes_and_configs():
-    for row in rows():
+    recipes = {path.parent.name for path in REPO.glob("egs/*/run.sh")}
+    listed = {row["recipe"] for row in table_rows()}
+    assert listed == recipes, f"recipes without a row: {recipes - listed}; rows without a recipe: {listed - recipes}"
+    for row in table_rows():
         assert (REPO / "egs" / row["recipe"] / row["config"]).is_file(), row
-        assert row["repeatable"] in ("yes", "no") and row["mini"] in ("yes", "no"), row
+        assert row["mini"] in ("yes", "no"), row
 
 
 def test_new_recipe_skeleton_runs(tmp_path):
@@ -93,7 +91,7 @@ def test_new_recipe_skeleton_runs(tmp_path):
     out = run([str(REPO / "utils" / "new_recipe.sh"), "--root", str(root), "demo"])
     assert out.returncode == 0, out.stderr
     assert (root / "egs" / "demo" / "path.sh").resolve() == (REPO / "utils" / "path.sh").resolve()
-    assert rows()[0]["recipe"] == "toy"
+    assert table_rows()[0]["recipe"] == "toy"
     row = list(csv.DictReader(open(root / "tests" / "recipes" / "recipes.csv", encoding="utf-8")))[-1]
     assert row["recipe"] == "demo" and row["config"] == "conf/tiny_demo.yaml"
     assert "speechlib.tasks.demo.train" in (root / "egs" / "demo" / "run.sh").read_text()

@@ -16,7 +16,7 @@ import pytest
 import soundfile
 
 from speechlib.io.kaldi import read_dict
-from tests.helpers import PYTHON, REPO, copy_recipe, run
+from tests.helpers import PYTHON, REPO, run
 
 pytestmark = pytest.mark.timeout(900)
 RECIPE = REPO / "egs" / "se_uda"
@@ -25,13 +25,9 @@ TABLE1_ROWS = ("Noisy", "Source model", "RemixIT", "DANN", "DANN+RemixIT", "SRST
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, mini_small) -> Path:
-    """The tiny config through run.sh once (every stage); the tests below read what it left."""
-    recipe = copy_recipe("se_uda", tmp_path_factory.mktemp("se_uda"))
-    out = run_recipe(recipe, mini_small)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "Successfully finished" in out.stdout
-    return recipe
+def tiny_run(recipe_runs) -> Path:
+    """The session's one tiny run (every stage; tests/recipes/conftest.py); the tests below read it."""
+    return recipe_runs.get("se_uda")
 
 
 def run_recipe(recipe: Path, mini: Path, *args: str) -> subprocess.CompletedProcess:

@@ -10,19 +10,15 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.helpers import PYTHON, REPO, copy_recipe, run
+from tests.helpers import PYTHON, REPO, run
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def finished_run(mini_small, tmp_path_factory) -> Path:
-    """A copy of egs/voice_privacy (data/ and exp/ in a temp dir) run end to end once."""
-    dest = copy_recipe("voice_privacy", tmp_path_factory.mktemp("vp"))
-    out = run(["./run.sh", "--config", "conf/tiny_voice_privacy.yaml", "--nj", "2"], cwd=dest,
-              env={"MAIN_ROOT": str(REPO), "SPEECHLIB_MINI": str(mini_small), "LIBRISPEECH": ""}, timeout=540)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return dest
+def finished_run(recipe_runs) -> Path:
+    """The session's one tiny run of egs/voice_privacy (tests/recipes/conftest.py), in a temp dir."""
+    return recipe_runs.get("voice_privacy")
 
 
 def _first_number(cell: str) -> float:
