@@ -75,34 +75,69 @@ class GammatoneSpectrogram(torch.nn.Module):
         self.register_buffer("window", torch.tensor(window, dtype=torch.float32), persistent=False)
         self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
         self.centre_freqs = cf
+        nonzero = np.flatnonzero(window)
+        self.support = (int(nonzero[0]), int(nonzero[-1]) + 1)
 
     def num_frames(self, samples: int) -> int:
         return 1 + max(0, samples - self.nfft) // self.hop
 
-    def stft(self, wave: torch.Tensor) -> torch.Tensor:
-        """Complex STFT (..., nfft // 2 + 1, frames) with the framing described above."""
+    def frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """Overlapping FFT blocks (..., frames, nfft) of `wave`, a view (no copy)."""
         if wave.shape[-1] < self.nfft:
             wave = torch.nn.functional.pad(wave, (0, self.nfft - wave.shape[-1]))
-        blocks = wave.unfold(-1, self.nfft, self.hop)  # (..., frames, nfft)
-        return torch.fft.rfft(blocks * self.window, dim=-1).transpose(-1, -2)
+        return wave.unfold(-1, self.nfft, self.hop)
 
-    def magnitudes(self, spectrum: torch.Tensor) -> torch.Tensor:
-        """Gammatone band magnitudes from a complex STFT (..., bins, frames)."""
-        return torch.matmul(self.weights, spectrum.abs())
+    def spectra(self, frames: torch.Tensor) -> torch.Tensor:
+        """Complex STFT (..., frames, nfft // 2 + 1) of blocks from `frames()`, frames-major (the
+        layout of the band matmul)."""
+        # window only the Hann support; the zeros around it are written once by new_zeros
+        # (3x faster on a CPU than multiplying the strided view by the whole zero-padded window)
+        lo, hi = self.support
+        blocks = frames.new_zeros(frames.shape)
+        blocks[..., lo:hi] = frames[..., lo:hi]
+        blocks[..., lo:hi] *= self.window[lo:hi]
+        return torch.fft.rfft(blocks, dim=-1)
+
+    def bands(self, magnitudes: torch.Tensor) -> torch.Tensor:
+        """STFT magnitudes (..., frames, bins) -> gammatone band magnitudes (..., bands, frames):
+        one GEMM with the bins contiguous."""
+        return torch.matmul(magnitudes, self.weights.T).transpose(-1, -2)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.magnitudes(self.stft(wave))
+        return self.bands(magnitude(torch.view_as_real(self.spectra(self.frames(wave)))))
+
+
+def magnitude(parts: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """|z| of complex numbers given as real (..., 2) [re, im] parts, as sqrt(re^2 + im^2): several
+    times faster on a CPU than complex `abs()` (the overflow-safe hypot path, not needed at audio
+    levels); complex arithmetic is likewise slower than the same on the real view."""
+    out = torch.mul(parts[..., 0], parts[..., 0], out=out)
+    return out.addcmul_(parts[..., 1], parts[..., 1]).sqrt_()
 
 
 def stereo_pair_features(gammatone: GammatoneSpectrogram, reference: torch.Tensor, coded: torch.Tensor,
-                         floor: float = 1e-5) -> torch.Tensor:
+                         floor: float = 1e-5, chunk_blocks: int = 256) -> torch.Tensor:
     """The GML/Stereo InSE-Net input: log gammatone spectrograms of reference and coded signal
     for L, R, M = (L + R) / 2 and S = (L - R) / 2.
 
     reference, coded: (batch, 2, samples) -> (batch, 4 [L, R, M, S], 2 [ref, coded], bands, frames).
-    M and S are formed from the L and R spectra (the STFT is linear), so only L and R are transformed.
+    Only L and R are transformed: the STFT is linear, so M and S come from sums and differences
+    of their spectra, and the factor 1/2 is applied after the (linear) band weighting, on 32 bands
+    instead of thousands of bins. The magnitudes of the 4 x 2 spectra are written into one
+    buffer that a single GEMM reduces to bands. Frames go through in chunks of about
+    `chunk_blocks` FFT blocks (over the batch): the temporary spectra stay a few MB, in cache,
+    instead of hundreds of MB of fresh pages per call (this function is most of predict's cost).
     """
-    spectra = gammatone.stft(torch.stack([reference, coded], dim=1))  # (B, 2, 2ch, bins, frames)
-    left, right = spectra[:, :, 0], spectra[:, :, 1]
-    channels = torch.stack([left, right, (left + right) / 2, (left - right) / 2], dim=1)
-    return torch.log10(gammatone.magnitudes(channels) + floor)
+    frames = gammatone.frames(torch.stack([reference, coded], dim=1))  # (B, 2, 2ch, frames, nfft)
+    step = max(1, chunk_blocks // (4 * frames.shape[0]))
+    chunks = []
+    for start in range(0, frames.shape[-2], step):
+        spectra = torch.view_as_real(gammatone.spectra(frames[..., start:start + step, :]))
+        left, right = spectra[:, :, 0], spectra[:, :, 1]  # (B, 2 [ref, coded], frames, bins, 2 [re, im])
+        magnitudes = spectra.new_empty(left.shape[:2] + (4,) + left.shape[2:-1])  # (B, 2, 4, frames, bins)
+        for k, parts in enumerate((left, right, left + right, left - right)):
+            magnitude(parts, out=magnitudes[:, :, k])
+        chunks.append(gammatone.bands(magnitudes))  # (B, 2, 4, bands, frames)
+    bands = torch.cat(chunks, dim=-1)
+    bands[:, :, 2:] *= 0.5
+    return torch.log10(bands.transpose(1, 2) + floor)

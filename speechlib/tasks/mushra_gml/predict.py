@@ -79,7 +79,7 @@ class Listener:
         out = []
         for ref, deg in pairs:
             length = max(self.num_samples, ref.shape[1])
-            with torch.no_grad():
+            with torch.inference_mode():
                 feats = stereo_pair_features(self.gammatone,
                                              torch.tensor(fit_length(ref, length)[None], device=self.device),
                                              torch.tensor(fit_length(deg, length)[None], device=self.device))

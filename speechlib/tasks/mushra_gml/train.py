@@ -188,14 +188,20 @@ def train_seed(stage, system: str, spec: SystemSpec, seed: int, data: tuple) -> 
             _loader(valid_set, hp["batch_size"], False, seed))
     folder = Path(stage.exp_dir) / name / "model"
     if sb.utils.distributed.if_main_process():
-        save_model_dir(folder, recipe="mushra_gml", kind="listener", system=system, sample_rate=hp["sample_rate"],
-                       modules={"model": getattr(brain.modules.model, "module", brain.modules.model)},  # DDP unwrapped
-                       configs={"model": config},
-                       corpus=str(hp["corpus"]),
-                       extra={"distribution": spec.distribution, "score_centre": hp["score_centre"],
-                              "score_scale": hp["score_scale"], "gammatone": dict(hp["gammatone"]),
-                              "num_samples": num_samples, "seed": seed})
+        save_listener(folder, getattr(brain.modules.model, "module", brain.modules.model),  # DDP unwrapped
+                      hp, system, num_samples, seed)
     return folder
+
+
+def save_listener(folder: Path, model: StereoInSENet, hp: dict, system: str, num_samples: int, seed: int) -> Path:
+    """Export a trained network as the model directory `predict` loads (with its gammatone
+    settings, score normalisation and the training excerpt length)."""
+    spec = SystemSpec.of(system)
+    return save_model_dir(folder, recipe="mushra_gml", kind="listener", system=system, sample_rate=hp["sample_rate"],
+                          modules={"model": model}, configs={"model": model_config(hp, spec)}, corpus=str(hp["corpus"]),
+                          extra={"distribution": spec.distribution, "score_centre": hp["score_centre"],
+                                 "score_scale": hp["score_scale"], "gammatone": dict(hp["gammatone"]),
+                                 "num_samples": num_samples, "seed": seed})
 
 
 @sb.utils.checkpoints.register_checkpoint_hooks
