@@ -84,6 +84,17 @@ def test_mos_pretrain_embeddings(tmp_path):
     assert_independent(lambda batch: embed_files(encoder, batch, RATE, None, batch_size=8), items)
 
 
+def test_mushra_gml_features():
+    """speechlib.tasks.mushra_gml.features.compute_features: every (reference, coded) pair is fitted
+    to one recipe-wide length, never to its batch's longest."""
+    from speechlib.signal.gammatone import GammatoneSpectrogram
+    from speechlib.tasks.mushra_gml.features import compute_features
+
+    gammatone = GammatoneSpectrogram(RATE, 8)
+    pairs = [(np.stack([s, s]), np.stack([0.5 * s, s])) for s in signals()]
+    assert_independent(lambda batch: compute_features(gammatone, batch, RATE, 8, "cpu").float().numpy(), pairs)
+
+
 @pytest.mark.parametrize("lengths,expected", [([3, 5, 3, 3, 5], [[0, 2], [3], [1, 4]]), ([], [])])
 def test_equal_length_batches(lengths, expected):
     from speechlib.io.inference import equal_length_batches
