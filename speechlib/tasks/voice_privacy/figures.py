@@ -59,3 +59,22 @@ def cosine_histograms(per_model: Mapping[str, Mapping[str, Sequence[float]]], pa
     axes[0][0].set_ylabel("utterances")
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def learning_curves(curves: Mapping[str, Sequence[Mapping]], path: str | Path, title: str) -> Path:
+    """One panel per trained system (the kit's loss_curve.json rows): the training loss per
+    epoch, and on a second axis the statistic that says whether it learns its task (the
+    speaker models' training accuracy, the generator's white-box cosine, eq. (2))."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2), squeeze=False)
+    for ax, (system, rows) in zip(axes[0], curves.items()):
+        epochs = [row["epoch"] for row in rows]
+        ax.plot(epochs, [row["train"]["loss"] for row in rows], marker="o", color="C0")
+        ax.set(title=system, xlabel="epoch", ylabel="training loss")
+        ax.grid(alpha=0.3)
+        second = next((key for key in ("accuracy", "angular") if rows and key in rows[0]["train"]), None)
+        if second:
+            twin = ax.twinx()
+            twin.plot(epochs, [row["train"][second] for row in rows], marker="s", color="C1")
+            twin.set_ylabel("training accuracy" if second == "accuracy" else "cos(z(x), z(x'))", color="C1")
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -23,7 +23,7 @@ from speechlib.results.tables import ResultTable, write_results
 from speechlib.tasks.stage import start_stage
 from speechlib.tasks.voice_privacy.asr import text_normaliser
 from speechlib.tasks.voice_privacy.asv import CONDITION_PAIRS, DIFFERENCES, MODELS, PROTOCOLS
-from speechlib.tasks.voice_privacy.figures import cosine_histograms
+from speechlib.tasks.voice_privacy.figures import cosine_histograms, learning_curves
 from speechlib.tasks.voice_privacy.protect_sets import CONTROL, condition_dir
 from speechlib.tasks.voice_privacy.quality import TABLE2_CONDITIONS
 
@@ -45,6 +45,7 @@ PAPER_TABLE2 = {
     "P-Std": [0.00, 0.03, 0.01, 0.11, 0.43, 0.08],
 }
 GENDER_NAMES = {"m": "male", "f": "female"}
+TRAINED_SYSTEMS = ("speaker_white", "speaker_black", "joint")  # the kit's exp/<tag>/<system>/
 MODEL_NAMES = {"white": "white box: our ECAPA-TDNN, the model the generator was trained against",
                "black": "black box: our x-vector (another architecture, trained separately, never seen by the generator)",
                "ge2e": "black box: resemblyzer's pretrained GE2E encoder (someone else's model and training data)"}
@@ -220,10 +221,12 @@ def main() -> None:
                 "counted below and left out of the means. gn: the recording plus Gaussian noise at the "
                 "adversarial perturbation's SNR (the ASV control; not in the paper).")
     speed = {}
-    curve = exp_dir / "joint_loss_curve.json"
-    if curve.is_file():
-        last = json.loads(curve.read_text())[-1]
-        speed["joint training (audio s / s)"] = [last["audio_seconds_per_second"]]
+    for system in TRAINED_SYSTEMS:
+        throughput = exp_dir / system / "throughput.json"
+        if throughput.is_file():
+            row = json.loads(throughput.read_text())
+            speed[f"training {system} (utterances / s; {row['epochs']} epochs in {row['train_seconds']:.0f} s)"] = [
+                row["utterances_per_second"]]
     throughput = exp_dir / "asv" / "throughput.json"
     if throughput.is_file():
         for model, row in json.loads(throughput.read_text()).items():
@@ -241,6 +244,11 @@ def main() -> None:
               cosine_table(cosines, subsets, corpus), t2, t3]
     figures = [str(path.relative_to(exp_dir)) for path in sorted((exp_dir / "asv").glob("det/*.png"))]
     figures += [str(path.relative_to(exp_dir)) for path in sorted((exp_dir / "asv").glob("cosines_*.png"))]
+    curves = {system: json.loads((exp_dir / system / "loss_curve.json").read_text()) for system in TRAINED_SYSTEMS
+              if (exp_dir / system / "loss_curve.json").is_file()}
+    if curves:
+        figures.append(learning_curves(curves, exp_dir / "learning_curves.png",
+                                       "training curves (the kit's loss_curve.json)").name)
     path = write_results(exp_dir, "egs/voice_privacy", tables, corpus=corpus, notes="\n".join(notes),
                          figures=figures, examples=listening_examples(hp, exp_dir, tag, int(hp["num_examples"])))
     stage.mark_done()

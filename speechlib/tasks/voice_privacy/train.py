@@ -4,38 +4,46 @@ module against the frozen white-box speaker model (Fig. 3 and eqs. (1)-(9) of th
     python -m speechlib.tasks.voice_privacy.train conf/x.yaml --output_folder exp/x
 
 x' = x + eps * n * m (generator F_P on x); x_hat = x' + eps * n' * m' (remover F_R on x').
-Loss: (1 - theta) L_SSED + theta L_rpt, Adam. Re-running after a kill resumes from the last
-checkpoint; the trained pair is written to exp/<tag>/model/.
+Loss: (1 - theta) L_SSED + theta L_rpt, Adam. The system "joint" of the training kit
+(speechlib.tasks.training): exp/<tag>/joint/ holds its checkpoints, train_log.txt, tensorboard/,
+loss_curve.json/png (every loss term per epoch) and throughput.json. Re-running after a kill
+resumes from the last checkpoint; a changed config retrains. The trained pair is exported to
+exp/<tag>/model/{protect,restore}/ (speechlib.tasks.voice_privacy.model_io). `--ngpu N` in
+run.sh trains with DDP.
 """
 from __future__ import annotations
 
-import json
+import functools
 import logging
-import time
 from pathlib import Path
 
-import speechbrain as sb
 import torch
+from speechbrain.utils.distributed import if_main_process
 
 from speechlib.data.dataset import load_datadir_dataset
-from speechlib.io.atomic import atomic_write_text
 from speechlib.io.errors import exit_on_input_error
 from speechlib.nn.speaker import freeze, load_pretrained, random_crops
 from speechlib.nn.ssed import SSED
 from speechlib.tasks.brain import RecipeBrain
-from speechlib.tasks.stage import announce_resume, start_stage
+from speechlib.tasks.stage import start_stage
+from speechlib.tasks.training import build_brain, fit, system_dir
 from speechlib.tasks.voice_privacy.losses import LossWeights, joint_losses
 from speechlib.tasks.voice_privacy.model_io import save_models, ssed_kwargs
 
+SYSTEM = "joint"
 logger = logging.getLogger("voice_privacy.train")
 
 
 class JointBrain(RecipeBrain):
-    """modules: generator, remover (trained); self.speaker: the frozen white-box encoder."""
+    """modules: generator, remover (trained). Dependencies: `speaker` (the frozen white-box
+    encoder), `weights` (the loss weights), `crop_samples`. Crops are drawn from torch's global
+    random state, which the kit checkpoints; every loss term is an epoch statistic."""
+
+    needs = ("speaker", "weights", "crop_samples")
 
     def compute_forward(self, batch, stage):
         wavs, lens = batch.sig
-        x = random_crops(wavs, lens, self.hparams.crop_samples, self.crop_generator).to(self.device)
+        x = random_crops(wavs, lens, self.crop_samples, torch.default_generator).to(self.device)
         adv = self.modules.generator(x)
         rst = self.modules.remover(adv.wav)
         with torch.no_grad():
@@ -47,31 +55,9 @@ class JointBrain(RecipeBrain):
         x, adv, rst, z, z_adv = predictions
         terms = joint_losses(x, adv.wav, z, z_adv, adv.noise, adv.mask, rst.noise, rst.mask, self.weights)
         for name, value in terms.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float(value.detach())
-        self.count += 1
-        self.samples += x.numel()
+            if name != "total":  # the total is the epoch's loss
+                self.add_stat(name, float(value.detach()), len(x))
         return terms["total"]
-
-    def on_stage_start(self, stage, epoch=None):
-        self.sums, self.count, self.samples, self.started = {}, 0, 0, time.time()
-
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        if stage != sb.Stage.TRAIN:
-            return
-        stats = {name: total / max(1, self.count) for name, total in self.sums.items()}
-        elapsed = time.time() - self.started
-        stats["audio_seconds_per_second"] = self.samples / self.hparams.sample_rate / max(elapsed, 1e-9)
-        self.hparams.train_logger.log_stats({"epoch": epoch}, train_stats=stats)
-        self.tensorboard.log_stats({"epoch": epoch}, train_stats=stats)
-        logger.info(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in stats.items()))
-        self.record(epoch, stats)
-        self.checkpointer.save_and_keep_only(num_to_keep=1)
-
-    def record(self, epoch: int, stats: dict) -> None:
-        path = Path(self.hparams.output_folder) / "joint_loss_curve.json"
-        curve = [row for row in json.loads(path.read_text()) if row["epoch"] < epoch] if path.is_file() else []
-        curve.append({"epoch": epoch, **stats})
-        atomic_write_text(path, json.dumps(curve, indent=1) + "\n")
 
 
 def main() -> None:
@@ -79,34 +65,26 @@ def main() -> None:
     hp = stage.hparams
     model_dir = stage.exp_dir / "model"
     if stage.is_done((model_dir / "protect" / "model.json", model_dir / "restore" / "model.json")):
-        logger.info(f"train: {model_dir} is up to date")
+        logger.info("train: %s is up to date", model_dir)
         return
     kwargs = ssed_kwargs(hp)
     generator, remover = SSED(**kwargs), SSED(**kwargs)
-    speaker = freeze(load_pretrained(stage.exp_dir / "speaker_white"))
+    speaker_dir = system_dir(stage.exp_dir, "speaker_white").path
     train = load_datadir_dataset(Path(hp["data_folder"]) / "train", hp["sample_rate"])
-    epoch_counter = sb.utils.epoch_loop.EpochCounter(hp["number_of_epochs"])
-    checkpointer = sb.utils.checkpoints.Checkpointer(
-        stage.exp_dir / "save" / "joint",
-        recoverables={"generator": generator, "remover": remover, "counter": epoch_counter})
-    hp["crop_samples"] = int(hp["crop_seconds"] * hp["sample_rate"])
-    hp["train_logger"] = sb.utils.train_logger.FileTrainLogger(str(stage.exp_dir / "train_log.txt"))
-    brain = JointBrain(modules={"generator": generator, "remover": remover},
-                       opt_class=lambda params: torch.optim.Adam(params, lr=hp["lr"]),
-                       hparams=hp, run_opts=stage.run_opts, checkpointer=checkpointer)
-    brain.speaker = speaker.to(brain.device)
-    brain.weights = LossWeights(hp["alpha"], hp["beta"], hp["gamma"], hp["theta"], hp["loss_norm_samples"])
-    brain.crop_generator = torch.Generator().manual_seed(int(hp["seed"]))
-    brain.tensorboard = sb.utils.train_logger.TensorboardLogger(str(stage.exp_dir / "tensorboard" / "joint"))
-    announce_resume(checkpointer)
-    logger.info(f"train: generator+remover, {sum(p.numel() for p in generator.parameters())} parameters each, "
-                f"{len(train)} utterances, {hp['number_of_epochs']} epochs")
-    loader = {"batch_size": hp["batch_size"], "shuffle": True, "num_workers": hp["num_workers"]}
-    brain.fit(epoch_counter, train, None, train_loader_kwargs=loader)
-    save_models(model_dir, kwargs, generator.cpu(), remover.cpu(), stage.exp_dir / "speaker_white",
-                hp["sample_rate"], hp["corpus"])
+    brain = build_brain(JointBrain, stage, SYSTEM, {"generator": generator, "remover": remover},
+                        optimizer=functools.partial(torch.optim.Adam, lr=hp["lr"]), epochs=hp["number_of_epochs"],
+                        speaker=freeze(load_pretrained(speaker_dir)),
+                        weights=LossWeights(hp["alpha"], hp["beta"], hp["gamma"], hp["theta"],
+                                            hp["loss_norm_samples"]),
+                        crop_samples=int(hp["crop_seconds"] * hp["sample_rate"]))
+    logger.info("train: generator+remover, %d parameters each, %d utterances, %d epochs",
+                sum(p.numel() for p in generator.parameters()), len(train), hp["number_of_epochs"])
+    fit(brain, train, None, train_loader_kwargs={"batch_size": hp["batch_size"], "shuffle": True,
+                                                 "num_workers": hp["num_workers"]})
+    if if_main_process():
+        save_models(model_dir, kwargs, generator.cpu(), remover.cpu(), speaker_dir, hp["sample_rate"], hp["corpus"])
     stage.mark_done()
-    logger.info(f"train: wrote {model_dir}")
+    logger.info("train: wrote %s", model_dir)
 
 
 if __name__ == "__main__":
