@@ -46,7 +46,7 @@ from speechlib.io.audio import resample
 from speechlib.io.errors import InputError, exit_on_input_error
 
 SR = 16000
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TRAIN_BASES = ("ast_allison", "tp_en_gb", "syn_ked")   # English voices of train-clean-100
 EVAL_BASES = 20          # base voices per evaluation set (each gives 1 f + 1 m speaker)
 EVAL_MIN_SECONDS = 2.0   # shorter evaluation recordings are joined (speaker embeddings need speech)
@@ -68,12 +68,15 @@ class Options:
         """Corpus size knobs; --small keeps every promised speaker count, with fewer utterances."""
         if self.small:
             return dict(per_lang_cap=24, tp_cap=12, allison_en=120, pseudo_train_utts=4, eval_utts=4,
-                        train_synth_utts=40, train_own_utts=8, train_pseudo={"ast_allison": 24, "syn_ked": 16},
-                        music_tracks=4, music_seconds=10, moh_clips=2, noise_clips=1, babble=2,
+                        eval_utts_en=6, train_synth_utts=40, train_own_utts=8,
+                        train_pseudo={"ast_allison": 24, "syn_ked": 16}, music_tracks=4, music_seconds=10, moh_clips=2, noise_clips=1, babble=2,
                         wham=(8, 3, 3), wham_seconds=3.0, dns_per_lang=6, stamp_cap=60)
+        # English evaluation voices read 30 utterances per speaker (others 12), so that dev-clean and
+        # test-clean hold as much English as the few English voices allow
         return dict(per_lang_cap=10_000, tp_cap=150, allison_en=10_000, pseudo_train_utts=20, eval_utts=12,
-                    train_synth_utts=200, train_own_utts=40, train_pseudo={"ast_allison": 24, "syn_ked": 16}, music_tracks=12, music_seconds=20, moh_clips=3, noise_clips=2,
-                    babble=8, wham=(60, 15, 15), wham_seconds=6.0, dns_per_lang=40, stamp_cap=10_000)
+                    eval_utts_en=30, train_synth_utts=100, train_own_utts=40,
+                    train_pseudo={"ast_allison": 24, "syn_ked": 16}, music_tracks=12, music_seconds=20, moh_clips=3,
+                    noise_clips=2, babble=8, wham=(60, 15, 15), wham_seconds=6.0, dns_per_lang=40, stamp_cap=10_000)
 
     def digest(self) -> str:
         text = json.dumps({"small": self.small, "seed": self.seed, "version": FORMAT_VERSION}, sort_keys=True)
@@ -201,6 +204,34 @@ def _decode_task(task: tuple[str, list[tuple[str, str]], str]) -> list[tuple[str
     return results
 
 
+def _copy_task(items: list[tuple[str, str]]) -> list[tuple[str, float]]:
+    """Re-encode staged wavs as 16-bit FLAC: (dest, duration in seconds) for each (source, dest)."""
+    results = []
+    for source, dest in items:
+        data, sr = soundfile.read(source, dtype="float32")
+        _write(Path(dest), data, sr)
+        results.append((dest, data.shape[0] / sr))
+    return results
+
+
+def _effect_task(items: list[tuple[str, str]]) -> list[tuple[str, str | float]]:
+    """Decode sound effects (first 30 s) to 16 kHz wav: (dest, duration or what is wrong)."""
+    results: list[tuple[str, str | float]] = []
+    for source, dest in items:
+        try:
+            signal = _read_any(source, seconds=30.0)
+        except Exception as err:   # noqa: BLE001 - any reader failure means a bad source
+            results.append((dest, f"cannot decode: {err}"))
+            continue
+        problem = _problem(signal, MIN_NOISE_SECONDS)
+        if problem:
+            results.append((dest, problem))
+            continue
+        _write(Path(dest), _finish(signal))
+        results.append((dest, signal.size / SR))
+    return results
+
+
 def median_f0(signal: np.ndarray, sr: int = SR) -> float:
     """Median F0 of the voiced frames (normalised autocorrelation, all frames at once)."""
     frame, hop = int(0.04 * sr), int(0.01 * sr)
@@ -221,6 +252,14 @@ def median_f0(signal: np.ndarray, sr: int = SR) -> float:
     if voiced.sum() < 5:
         return float("nan")
     return float(np.median(sr / lags[voiced]))
+
+
+def source_rate(item: src.SpeechSource) -> int:
+    """Sample rate of a recording as the package ships it (8 kHz telephone prompts are band-limited
+    to 4 kHz whatever they are resampled to)."""
+    if item.codec in FFMPEG_FORMATS:
+        return {"g722": 16000, "gsm": 8000}[item.codec]
+    return soundfile.info(item.path).samplerate
 
 
 def _pseudo_task(task: dict) -> list[tuple[str, float]]:
@@ -277,6 +316,11 @@ class Builder:
             return
         with Pool(self.opt.jobs) as pool:
             yield from tqdm(pool.imap(func, tasks), total=len(tasks), desc=desc, unit="task", file=sys.stderr)
+
+    def _batched(self, func, items: list, desc: str, batch: int = 32) -> list:
+        """func over `items` in batches on the worker processes; the results in order, flattened."""
+        tasks = [items[i:i + batch] for i in range(0, len(items), batch)]
+        return [r for results in self._pool_map(func, tasks, desc) for r in results]
 
     def _cap(self, items: list, cap: int) -> list:
         if len(items) <= cap:
@@ -340,13 +384,15 @@ class Builder:
                     decoded[out] = value
         self.staged = [(meta[out], out, dur) for out, dur in sorted(decoded.items())]
         # speakers: gender from the package where stated, else from measured F0
-        by_spk: dict[str, list[str]] = defaultdict(list)
+        by_spk: dict[str, list[tuple[src.SpeechSource, str]]] = defaultdict(list)
         for item, out, _ in self.staged:
-            by_spk[item.spk].append(out)
+            by_spk[item.spk].append((item, out))
         synth = {v.base: v for v in voices.SYNTH_VOICES}
-        for spk, outs in sorted(by_spk.items()):
-            sample = [soundfile.read(o, dtype="float32")[0] for o in outs[:: max(1, len(outs) // 12)][:12]]
-            f0 = median_f0(np.concatenate(sample))
+        for spk, entries in sorted(by_spk.items()):
+            outs = [out for _, out in entries]
+            picked = entries[:: max(1, len(entries) // 12)][:12]
+            f0 = median_f0(np.concatenate([soundfile.read(out, dtype="float32")[0] for _, out in picked]))
+            rate = int(np.median([source_rate(item) for item, _ in picked]))
             if len(outs) < 5:
                 for out in outs:
                     self.report.skip("speaker with fewer than 5 utterances", meta[out].path)
@@ -366,15 +412,17 @@ class Builder:
                     source = {"ast_prompt_es_co": "asterisk-prompt-es-co", "ast_armelle": "asterisk-prompt-fr-armelle"}.get(
                         spk, "asterisk-prompt-it-menardi-wav")
             self.speakers[spk] = dict(spk=spk, gender=gender, gender_rule=rule, kind=kind, source=source,
-                                      f0=f0, langs=set(), libri_id="", subset="", base=spk, transform=transform)
+                                      f0=f0, langs=set(), libri_id="", subset="", base=spk, transform=transform,
+                                      rate=rate)
         self.staged = [s for s in self.staged if s[0].spk in self.speakers]
 
     def _synthesise(self, stage: Path, jobs: dict[str, list[tuple[str, str]]]) -> dict[str, src.SpeechSource]:
         """Recorded-voice synthesisers read real text (Tux Paint translations); decoded like files.
 
-        English voices get the English stamp names/descriptions, each voice a disjoint slice;
-        the training voice (syn_ked) reads more, the held-out English voices also read the DNS
-        English test sentences. A voice whose package is missing is reported and left out.
+        English voices get the English stamp names/descriptions, each voice a disjoint slice: the
+        evaluation voices `eval_utts_en` per speaker plus the DNS English test sentences, the
+        training voice (syn_ked) `train_synth_utts`. A voice whose package is missing is reported
+        and left out.
         """
         voices.relocate_festival(self.root)
         texts = {lang: voices.reading_texts(voices.tuxpaint_texts(self.root, lang), self.rng)
@@ -385,9 +433,12 @@ class Builder:
             if not voices.available(self.root, voice):
                 self.missing_voices.append(f"{voice.base} ({voice.package})")
                 continue
-            count = self.size["train_synth_utts"] if voice.base in TRAIN_BASES else 2 * self.size["eval_utts"]
-            if voice.lang == "en" and voice.base not in TRAIN_BASES:
-                count += self.size["dns_per_lang"] // 2
+            if voice.base in TRAIN_BASES:
+                count = self.size["train_synth_utts"]
+            elif voice.lang == "en":
+                count = 2 * self.size["eval_utts_en"] + self.size["dns_per_lang"] // 2
+            else:
+                count = 2 * self.size["eval_utts"]
             pool = texts[voice.lang][used[voice.lang]: used[voice.lang] + count]
             used[voice.lang] += len(pool)
             items = []
@@ -417,7 +468,9 @@ class Builder:
         *other* utterances of it. So each set has one female and one male per base voice, no
         base voice is in two sets, and same-gender trials always compare different people.
         These sets hold several languages: utt2lang (per subset) says which; English ones
-        are spread over both sets first.
+        are spread over both sets first and read more, then the others by bandwidth of their
+        source recordings (8 kHz telephone prompts last: they fill a set only when the wideband
+        voices run out) and by amount of speech.
         """
         ls = self.out / "LibriSpeech"
         self.libri: list[dict] = []
@@ -483,8 +536,9 @@ class Builder:
             lang, count = max(sorted(langs.items()), key=lambda kv: kv[1])
             if count >= need:
                 seconds = sum(e[2] for e in by_spk[base] if e[0].lang == lang)
-                candidates.append((-min(seconds, 4 * self.size["eval_utts"] * 4.0), base, lang))
-        candidates = [(base, lang) for _, base, lang in sorted(candidates)]
+                bandwidth = min(self.speakers[base]["rate"], SR)     # 8 kHz prompts last
+                candidates.append((-bandwidth, -min(seconds, 4 * self.size["eval_utts"] * 4.0), base, lang))
+        candidates = [(base, lang) for _, _, base, lang in sorted(candidates)]
         sets = assign_eval_bases(candidates, self.rng, self.missing_packages + self.missing_voices)
         self.unused_bases = sorted(set(candidates) - {c for v in sets.values() for c in v})
         for subset, chosen in sets.items():
@@ -494,15 +548,11 @@ class Builder:
                 items = [e for e in by_spk[base] if e[0].lang == lang]
                 joined = self._join_short(items) if self.speakers[base]["kind"] == "real" else items
                 items = sorted(joined if len(joined) >= need else items, key=lambda e: (-e[2], e[1]))
-                half = min(self.size["eval_utts"], len(items) // 2)
+                half = min(self.size["eval_utts_en" if lang == "en" else "eval_utts"], len(items) // 2)
                 keep(base, items[0: 2 * half: 2], subset)
                 gender, ratio, pitch = voices.flip_target(self.rng, self.speakers[base]["gender"])
                 pseudo(base, items[1: 2 * half: 2], subset, gender, ratio, pitch)
-        for source, dest in plans:
-            Path(dest).parent.mkdir(parents=True, exist_ok=True)
-            data, sr = soundfile.read(source, dtype="float32")
-            soundfile.write(dest, data, sr, subtype="PCM_16")
-        durations: dict[str, float] = {dest: soundfile.info(dest).duration for _, dest in plans}
+        durations: dict[str, float] = dict(self._batched(_copy_task, plans, "LibriSpeech copies"))
         for results in self._pool_map(_pseudo_task, pseudo_tasks, "pseudo-speakers"):
             durations.update(dict(results))
         # transcripts, utt2lang and SPEAKERS.TXT
@@ -571,27 +621,36 @@ class Builder:
     def build_pool_index(self) -> None:
         """The speech pool: real and synthesised utterances the LibriSpeech tree did not take.
 
-        English leftovers of the evaluation voices are the held-out DNS English test speech
-        (never in the pool, never in training); every other leftover is pool (training) material.
+        The DNS clean speech is held out of every list: in English the leftovers of the
+        evaluation voices (no training voice), in every other language `dns_per_lang` leftovers
+        drawn before the rest becomes the pool (a recipe may train on the pool, e.g. audio2image
+        on spoken stamp descriptions, and test on DNS: no file may be in both).
         """
         speech = self.out / "speech"
         eval_bases = {info["base"] for info in self.speakers.values()
                       if info["subset"] in ("dev-clean", "test-clean")}
-        self.heldout_en: list[tuple[src.SpeechSource, str, float]] = []
-        for item, staged, dur in self.staged:
-            if staged in self.used_staged:
-                continue
-            if item.lang == "en" and item.spk in eval_bases:
-                self.heldout_en.append((item, staged, dur))
+        leftovers = [entry for entry in self.staged if entry[1] not in self.used_staged]
+        by_lang: dict[str, list[tuple[src.SpeechSource, str, float]]] = defaultdict(list)
+        for entry in leftovers:
+            if entry[0].lang == "en":
+                if entry[0].spk in eval_bases:
+                    by_lang["en"].append(entry)
+            else:
+                by_lang[entry[0].lang].append(entry)
+        self.heldout_dns = {lang: self._cap(entries, self.size["dns_per_lang"])
+                            for lang, entries in sorted(by_lang.items())}
+        held = {staged for entries in self.heldout_dns.values() for _, staged, _ in entries}
+        copies = []
+        for item, staged, dur in leftovers:
+            if staged in held or (item.lang == "en" and item.spk in eval_bases):
                 continue
             dest = speech / item.lang / item.spk / f"{item.spk}-{item.lang}_{item.name}.flac"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            data, sr = soundfile.read(staged, dtype="float32")
-            soundfile.write(str(dest), data, sr, subtype="PCM_16")
+            copies.append((staged, str(dest)))
             self.speakers[item.spk]["langs"].add(item.lang)
             self.utts.append(dict(utt=f"{item.spk}-{item.lang}_{item.name}", spk=item.spk, lang=item.lang,
                                   path=src.relpath(dest, self.out), duration=dur, text=item.text,
                                   split="pool"))
+        self._batched(_copy_task, copies, "speech pool")
         for row in self.libri:
             utt_name = Path(row["dest"]).stem.replace("-", "_")
             self.utts.append(dict(utt=f"{row['pool_spk']}-{row['lang']}_{utt_name}", spk=row["pool_spk"],
@@ -606,19 +665,17 @@ class Builder:
         ui = self._unique(src.ui_sounds(self.root))
         moh, mods = src.music_tracks(self.root)
         self.pairs = []
-        for item in tqdm(stamps + ui, desc="sound effects", unit="clip", file=sys.stderr):
-            try:
-                signal = _read_any(item.path, seconds=30.0)
-            except Exception as err:   # noqa: BLE001
-                self.report.skip("corrupt or undecodable", item.path, str(err))
+        effects = stamps + ui
+        decoded = self._batched(_effect_task, [(item.path, str(noise_dir / item.category / f"{item.name}.wav"))
+                                               for item in effects], "sound effects")
+        for item, (dest, value) in zip(effects, decoded):
+            if isinstance(value, str):
+                reason = ("corrupt or undecodable" if "decode" in value else
+                          "too short" if "shorter" in value else "empty or silent")
+                self.report.skip(reason, item.path, value)
                 continue
-            problem = _problem(signal, MIN_NOISE_SECONDS)
-            if problem:
-                self.report.skip("too short" if "shorter" in problem else "empty or silent", item.path, problem)
-                continue
-            dest = noise_dir / item.category / f"{item.name}.wav"
-            _write(dest, _finish(signal))
-            self._add_noise(item.name, dest, item.category, item.package, signal.size / SR)
+            dest = Path(dest)
+            self._add_noise(item.name, dest, item.category, item.package, value)
             if item.image:
                 self.pairs.append((item, dest))
         for item in moh:
@@ -739,23 +796,18 @@ class Builder:
     def build_dns(self) -> None:
         """DNS-Challenge-style: datasets/clean/<language>/*.flac and datasets/noise/*.wav.
 
-        English: held-out utterances of evaluation voices (no training list holds their
-        speakers or files). Other languages: links to pool utterances.
+        The clean speech is the held-out utterances of build_pool_index (in no other list; in
+        English read by evaluation voices only). File names carry the speaker (English
+        `<spk>_<name>`, others `<spk>-<lang>_<name>` as in the pool), so recipes split by reader.
         """
         root = self.out / "dns" / "datasets"
-        english = self.root_dns_en = root / "clean" / src.LANG_NAMES["en"]
-        for item, staged, _ in self._cap(self.heldout_en, self.size["dns_per_lang"]):
-            data, sr = soundfile.read(staged, dtype="float32")
-            english.mkdir(parents=True, exist_ok=True)
-            soundfile.write(str(english / f"{item.spk}_{item.name}.flac"), data, sr, subtype="PCM_16")
-        by_lang: dict[str, list[dict]] = defaultdict(list)
-        for row in self.utts:
-            if row["split"] == "pool" and row["lang"] != "en":
-                by_lang[row["lang"]].append(row)
-        for lang, rows in sorted(by_lang.items()):
-            for row in self._cap(rows, self.size["dns_per_lang"]):
-                dest = root / "clean" / src.LANG_NAMES.get(lang, lang) / Path(row["path"]).name
-                _link(self.out / row["path"], dest)
+        copies = []
+        for lang, entries in self.heldout_dns.items():
+            folder = root / "clean" / src.LANG_NAMES.get(lang, lang)
+            for item, staged, _ in entries:
+                name = f"{item.spk}_{item.name}" if lang == "en" else f"{item.spk}-{item.lang}_{item.name}"
+                copies.append((staged, str(folder / f"{name}.flac")))
+        self._batched(_copy_task, copies, "DNS clean speech")
         for row in self.noise:
             if row["category"] != "music":
                 _link(self.out / row["path"], root / "noise" / Path(row["path"]).name)
@@ -777,10 +829,11 @@ class Builder:
             info = self.speakers[spk]
             rows.append(f"{spk}\t{info['gender']}\t{','.join(sorted(info['langs']))}\t{info['kind']}\t"
                         f"{info['gender_rule']}\t{info['f0']:.1f}\t{info['libri_id'] or '-'}\t"
-                        f"{info['subset'] or '-'}\t{info['source']}\t{info['base']}\t{info['transform']}\n")
+                        f"{info['subset'] or '-'}\t{info['source']}\t{info['base']}\t{info['transform']}\t"
+                        f"{self.speakers[info['base']]['rate']}\n")
         atomic_write_text(self.out / "speakers.tsv",
                           "spk\tgender\tlangs\tkind\tgender_rule\tmedian_f0\tlibri_id\tlibri_subset\tsource\tbase"
-                          "\ttransform\n"
+                          "\ttransform\tsource_rate\n"
                           + "".join(rows))
         self._write_readme(used)
         self._write_licenses()
@@ -794,6 +847,7 @@ class Builder:
         kinds = Counter((self.speakers[s]["kind"], self.speakers[s]["gender"]) for s in used)
         kind_names = ("real", "synthesised", "pseudo")
         bases = {self.speakers[s]["base"] for s in used}
+        english = sorted({item.spk for item, _, _ in self.staged if item.lang == "en"})
         lines = [
             "# Mini corpus", "",
             f"Built by `tools/make_mini_corpus.sh`{' --small' if self.opt.small else ''} "
@@ -811,6 +865,13 @@ class Builder:
             "", "LibriSpeech layout. train-clean-100 is English only; dev-clean and test-clean hold 20 base voices "
             "each (one female and one male speaker per base voice: the voice itself and a pseudo-speaker of the "
             "other gender), in several languages: `<subset>/utt2lang` says which, compute WER on `en` only. "
+            f"The packages hold {len(english)} recorded people who speak English ({', '.join(english)}), "
+            "and the speaker protocol needs 40 distinct base voices, so the evaluation sets cannot be English "
+            "only: the English voices are dealt to them first and read "
+            f"{self.size['eval_utts_en']} utterances per speaker (the others {self.size['eval_utts']}). Voices "
+            "recorded below 16 kHz (the 8 kHz telephone prompts; speakers.tsv `source_rate`; resampling cannot "
+            "restore the band they lack) are dealt last: they fill an evaluation set only when the wideband "
+            "voices run out, and otherwise go to the speech pool. "
             "Speaker-verification figures (resemblyzer EER, same-gender pairs / VoicePrivacy-style trial lists) "
             "and DistillMOS means are added below by `python -m speechlib.data.mini_quality` "
             "(tests/benchmarks/bench_mini_corpus.py).", "",
@@ -831,8 +892,8 @@ class Builder:
                   "(asterisk voice directories, festvox package descriptions, CMU ARCTIC notes for flite voices); "
                   "from the median F0 (>= 160 Hz: f) for Tux Paint volunteers and the unlabelled asterisk prompt "
                   "voices; from the target F0 for pseudo-speakers. Tux Paint is assumed to have one volunteer per "
-                  "language. No base voice is in two of train/dev/test; the DNS English test speech is held-out "
-                  "utterances of dev/test voices. Base voices not needed: "
+                  "language. No base voice is in two of train/dev/test; the DNS clean speech is held out of every "
+                  "other list (English: utterances of dev/test voices that dev/test do not hold). Base voices not needed (in the speech pool): "
                   + (", ".join(b for b, _ in self.unused_bases) or "none") + ".", "",
                   "## Noise and music", "", "| AudioSet category | clips | minutes |", "|---|---|---|"]
         cats = Counter(r["category"] for r in self.noise)
@@ -852,12 +913,13 @@ class Builder:
                   "`SPEAKERS.TXT`",
                   "- `speech/<lang>/<spk>/*.flac` (non-English), `speech/index.tsv` (all speech, English included)",
                   "- `speakers.tsv`: spk, gender, langs, kind (real|synthesised|pseudo), gender rule, median F0, "
-                  "LibriSpeech id and subset, source package, base voice, transform",
+                  "LibriSpeech id and subset, source package, base voice, transform, sample rate of the base "
+                  "voice's source recordings",
                   "- `noise/<category>/*.wav` (16 kHz mono, AudioSet top-level category), `noise/index.tsv`",
                   "- `music48k/*.flac` (48 kHz stereo), `audio_image/<group>/<name>.{wav,png|svg}`",
                   "- `wham_noise/{tr,cv,tt}/*.wav`, `wham_noise/metadata/noise_meta_*.csv`",
-                  "- `dns/datasets/clean/<language>/*.flac` (English: held-out files; others: hard links to the "
-                  "pool), `dns/datasets/noise/*.wav` (hard links)", "",
+                  "- `dns/datasets/clean/<language>/*.flac` (held-out files, in no other list; English read by "
+                  "evaluation voices only), `dns/datasets/noise/*.wav` (hard links to noise/)", "",
                   "Python: `speechlib.data.mini` writes Kaldi data dirs from these indexes."]
         atomic_write_text(self.out / "README.md", "\n".join(lines) + "\n")
 

@@ -141,6 +141,13 @@ def _speakers_tsv(root: Path) -> dict[str, dict[str, str]]:
     return {row["spk"]: row for row in (dict(zip(header, line.split("\t"))) for line in lines[1:])}
 
 
+def pooled_mos(figures: dict[str, dict]) -> tuple[float, int]:
+    """DistillMOS over the whole LibriSpeech layout: the subsets' samples pooled (mean, n)."""
+    parts = [(f["mos_all"], f["mos_all_n"]) for f in figures.values() if f.get("mos_all_n")]
+    total = sum(n for _, n in parts)
+    return (float(sum(m * n for m, n in parts) / total) if total else float("nan")), total
+
+
 def readme_section(figures: dict[str, dict], command: str) -> str:
     """Markdown table of the figures (EER in %, DistillMOS means with their sample sizes)."""
     lines = [MARK, "", "## Measured with pretrained judges", "",
@@ -156,6 +163,9 @@ def readme_section(figures: dict[str, dict], command: str) -> str:
         mos = [f"{f[f'mos_{k}']:.2f} ({f[f'mos_{k}_n']})" if f"mos_{k}" in f else "not run"
                for k in ("pseudo", "base", "all")]
         lines.append(f"| {subset} | {pairs} | {trials} | {' | '.join(mos)} |")
+    mean, n = pooled_mos(figures)
+    if n:
+        lines += ["", f"DistillMOS over the LibriSpeech layout (the subsets' samples pooled): {mean:.2f} (n = {n})."]
     return "\n".join(lines) + "\n"
 
 

@@ -6,10 +6,10 @@ utterances per speaker, and trial lists of 1 target + 30 non-target per speaker)
 the pseudo-speakers within 0.5 of their base voices' own utterances, and >= 3.3 over the
 LibriSpeech-layout speech. The figures are also written into the corpus README.md.
 
-    python tests/benchmarks/bench_mini_corpus.py [--out DIR] [--keep] [--jobs 2] [--mos-per-subset 48]
+    python tests/benchmarks/bench_mini_corpus.py [--out DIR] [--keep DIR] [--jobs 2] [--mos-per-subset 48]
 
 Builds into a fresh temporary directory (unless --out names a complete corpus, which is then
-only measured: no build time is reported for it).
+only measured: no build time is reported for it); --keep moves the measured build there.
 """
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ import argparse
 import json
 import os
 import platform
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -38,6 +39,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="measure this complete corpus instead of building")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--mos-per-subset", type=int, default=48)
+    parser.add_argument("--keep", type=Path, default=None, help="move the built corpus here (must not exist)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     result: dict = dict(machine=f"{platform.node()} {os.cpu_count()} cores (shared: other jobs may run)")
@@ -45,6 +47,9 @@ def main() -> int:
         root = args.out
         if root is None:
             root = Path(tmp) / "mini"
+            # CPU seconds as well as wall: on a shared machine the wall time says as much about the
+            # other jobs (load average recorded before and after) as about the build
+            before, load_before = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0]
             start = time.perf_counter()
             proc = subprocess.run([str(REPO / "tools/make_mini_corpus.sh"), "--out", str(root), "--jobs",
                                    str(args.jobs)], capture_output=True, text=True)
@@ -52,6 +57,9 @@ def main() -> int:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 return 1
             result["build_seconds"] = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            result["build_cpu_seconds"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+            result["load_average_before_after"] = [load_before, os.getloadavg()[0]]
             result["build_target_seconds"] = 300
         start = time.perf_counter()
         figures = mini_quality.measure(root, per_speaker=8, mos_per_subset=args.mos_per_subset)
@@ -65,12 +73,13 @@ def main() -> int:
             checks[f"{subset} EER trials <= 10 %"] = f["eer_trials"] <= 0.10
         for subset, f in figures.items():
             checks[f"{subset} |MOS pseudo - MOS base| <= 0.5"] = abs(f["mos_pseudo"] - f["mos_base"]) <= 0.5
-        pooled = [f["mos_all"] * f["mos_all_n"] for f in figures.values()]
-        result["mos_all_pooled"] = float(np.sum(pooled) / sum(f["mos_all_n"] for f in figures.values()))
+        result["mos_all_pooled"] = mini_quality.pooled_mos(figures)[0]
         checks["MOS over the LibriSpeech layout >= 3.3"] = result["mos_all_pooled"] >= 3.3
         if "build_seconds" in result:
             checks["build < 300 s"] = result["build_seconds"] < 300
         result["checks"] = checks
+        if args.keep is not None and args.out is None:
+            shutil.move(str(root), str(args.keep))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

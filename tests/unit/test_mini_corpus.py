@@ -136,6 +136,28 @@ def test_speaker_fields_and_base_voice_rules(corpus):
             assert "en" in langs.values()
 
 
+def test_english_and_wideband_voices_first(corpus):
+    """Every English base voice is in train or in an evaluation set, and there it reads more than
+    the other voices; 8 kHz (telephone) voices are in an evaluation set only when the wideband
+    ones are too few for 20 base voices per set."""
+    rows = _speaker_table(corpus)
+    bases = {r["spk"]: r for r in rows if r["kind"] != "pseudo"}
+    assert all(int(r["source_rate"]) >= 8000 for r in rows)
+    english = [b for b, r in bases.items() if "en" in r["langs"].split(",")]
+    assert len(english) >= 5 and all(bases[b]["libri_subset"] != "-" for b in english)
+    per_speaker = defaultdict(list)
+    for subset in ("dev-clean", "test-clean"):
+        langs = read_dict(corpus / "LibriSpeech" / subset / "utt2lang")
+        counts = Counter((utt.split("-")[0], lang) for utt, lang in langs.items())
+        for (_, lang), n in counts.items():
+            per_speaker[lang == "en"].append(n)
+    assert min(per_speaker[True]) > max(per_speaker[False]), per_speaker
+    in_eval = [r for r in bases.values() if r["libri_subset"] in ("dev-clean", "test-clean")]
+    narrow_in_eval = sum(int(r["source_rate"]) < 16000 for r in in_eval)
+    wide_unused = [b for b, r in bases.items() if int(r["source_rate"]) >= 16000 and r["libri_subset"] == "-"]
+    assert narrow_in_eval == 0 or not wide_unused, (narrow_in_eval, wide_unused)
+
+
 def test_speakers_distinct_and_speech_clean(corpus):
     """Two pretrained judges (weights in their wheels, offline), the issue's protocol scaled to the
     --small build (4 utterances per speaker; DistillMOS on 6 utterances per group and subset):
@@ -195,30 +217,65 @@ def test_every_utterance_readable_16k_non_silent(corpus):
         assert np.sqrt(np.mean(audio ** 2)) > 3e-4, f"{path} is silent"
 
 
-# What each layout offers for training and for testing (recipes train only on the first group)
+# What the layouts offer for training and for testing. Speech and noise: the recipes train only
+# on the first group. DNS clean speech (every language) is test material: se_uda splits it by reader
+# and trains on one part, but no other list may hold any of it.
 TRAIN_ROLES = ("LibriSpeech/train-clean-100", "speech", "wham_noise/tr")
-TEST_ROLES = ("LibriSpeech/dev-clean", "LibriSpeech/test-clean", "dns/datasets/clean/english",
-              "wham_noise/cv", "wham_noise/tt")
+TEST_ROLES = ("LibriSpeech/dev-clean", "LibriSpeech/test-clean", "dns/datasets/clean", "wham_noise/cv",
+              "wham_noise/tt")
+# Sets that recipes split by utterance (mos_pretrain: NISQA-style sets from train-clean-100 minus the
+# pre-training utterances, VCC-style sets from dev-clean + test-clean): the split is clean only if
+# no file of the source is another file's copy or link.
+UTTERANCE_SPLIT_SOURCES = (("LibriSpeech/train-clean-100",), ("LibriSpeech/dev-clean", "LibriSpeech/test-clean"))
+AUDIO2IMAGE_CONFIG = REPO / "egs" / "audio2image" / "conf" / "mini_audio2image.yaml"
 
 
-def _fingerprints(corpus: Path, role: str) -> dict[str, tuple[str, tuple[int, int]]]:
+def _fingerprints(paths: list[Path]) -> dict[str, tuple[str, tuple[int, int]]]:
     """path -> (hash of the decoded samples, (device, inode)): a re-encoded copy or a hard link
     of a file is the same file in another role."""
     result = {}
-    for path in sorted((corpus / role).rglob("*")):
-        if path.suffix not in (".flac", ".wav"):
-            continue
+    for path in paths:
         samples = soundfile.read(str(path), dtype="int16")[0]
         stat = path.stat()
         result[str(path)] = (hashlib.sha1(samples.tobytes()).hexdigest(), (stat.st_dev, stat.st_ino))
     return result
 
 
+def _audio2image_roles(corpus: Path) -> dict[str, list[Path]]:
+    """The audio2image recipe's own train/valid/test pairs of this corpus (its split function, its
+    mini config), as roles; none when the corpus has no sound/picture pairs."""
+    import yaml
+    from speechlib.data.image_pairs import SPLITS, mini_pairs, split_by_stamp
+
+    if not (corpus / "audio_image" / "index.tsv").is_file():
+        return {}
+    loader = type("TagsIgnored", (yaml.SafeLoader,), {})
+    loader.add_multi_constructor("!", lambda *_: None)
+    hp = yaml.load(AUDIO2IMAGE_CONFIG.read_text(), Loader=loader)
+    pairs = mini_pairs(corpus, hp["class_level"], tuple(hp["pair_kinds"]))
+    split = split_by_stamp(sorted({p.stamp for p in pairs}), (hp["valid_fraction"], hp["test_fraction"]),
+                           hp["split_seed"])
+    return {f"audio_image {name}": sorted({Path(p.audio) for p in pairs if split[p.stamp] == name})
+            for name in SPLITS}
+
+
 def _overlaps(corpus: Path) -> list[str]:
-    """Every (train role, test role) and (test role, test role) pair sharing content or an inode."""
-    prints = {role: _fingerprints(corpus, role) for role in TRAIN_ROLES + TEST_ROLES}
+    """Every (train role, test role) and (test role, test role) pair sharing content or an inode;
+    the audio2image split's train/valid/test among themselves, its train against every other
+    layout's test roles and its valid/test against their training roles (except the speech pool,
+    which it draws from); duplicates inside the sources that recipes split by utterance."""
+    roles = {role: sorted(p for p in (corpus / role).rglob("*") if p.suffix in (".flac", ".wav"))
+             for role in TRAIN_ROLES + TEST_ROLES}
+    image_roles = _audio2image_roles(corpus)
+    roles.update(image_roles)
+    prints = {role: _fingerprints(paths) for role, paths in roles.items()}
     pairs = [(a, b) for a in TRAIN_ROLES for b in TEST_ROLES] + \
         [(a, b) for i, a in enumerate(TEST_ROLES) for b in TEST_ROLES[i + 1:]]
+    if image_roles:
+        pairs += [("audio_image train", "audio_image valid"), ("audio_image train", "audio_image test"),
+                  ("audio_image valid", "audio_image test")]
+        pairs += [("audio_image train", b) for b in TEST_ROLES]
+        pairs += [(a, b) for a in TRAIN_ROLES if a != "speech" for b in ("audio_image valid", "audio_image test")]
     problems = []
     for a, b in pairs:
         hashes = {h: path for path, (h, _) in prints[a].items()}
@@ -228,6 +285,14 @@ def _overlaps(corpus: Path) -> list[str]:
                 problems.append(f"{path} ({b}) has the content of {hashes[digest]} ({a})")
             if inode in inodes:
                 problems.append(f"{path} ({b}) is a hard link of {inodes[inode]} ({a})")
+    for source in UTTERANCE_SPLIT_SOURCES:
+        seen: dict[object, str] = {}
+        for role in source:
+            for path, (digest, inode) in prints[role].items():
+                for key in (digest, inode):
+                    if key in seen:
+                        problems.append(f"{path} and {seen[key]} are one file (both in {' + '.join(source)})")
+                    seen[key] = path
     return problems
 
 
@@ -242,20 +307,32 @@ def test_overlap_check_catches_links_and_copies(tmp_path):
     tt = tmp_path / "wham_noise" / "tt"
     tt.mkdir(parents=True)
     soundfile.write(str(tt / "z.wav"), soundfile.read(str(train), dtype="int16")[0], 16000)   # re-encoded
+    source = tmp_path / "LibriSpeech" / "train-clean-100"
+    source.mkdir(parents=True)
+    soundfile.write(str(source / "a.flac"), -audio, 16000)
+    os.link(source / "a.flac", source / "b.flac")          # one utterance under two names
     problems = _overlaps(tmp_path)
     assert any("hard link" in p and "y.flac" in p for p in problems)
     assert any("content" in p and "z.wav" in p for p in problems)
+    assert any("one file" in p and "a.flac" in p and "b.flac" in p for p in problems)
+    assert not any("a.flac" in p and "b.flac" not in p for p in problems)
 
 
 def test_no_file_in_two_roles(corpus):
     assert all(list((corpus / role).rglob("*.*")) for role in TRAIN_ROLES + TEST_ROLES)
+    assert all(_audio2image_roles(corpus).values())
     problems = _overlaps(corpus)
     assert not problems, problems[:5]
     # DNS English is read by held-out speakers (no training speaker, no training file)
     speakers = {r["spk"]: r for r in _speaker_table(corpus)}
     train_bases = {r["base"] for r in speakers.values() if r["libri_subset"] == "train-clean-100"}
     dns_en = sorted((corpus / "dns/datasets/clean/english").glob("*.flac"))
-    assert dns_en and not {p.name.split("_s")[0] for p in dns_en} & train_bases
+    readers = {p.stem.rsplit("_", 1)[0] for p in dns_en}
+    assert dns_en and readers <= set(speakers) and not readers & train_bases
+    # every DNS language is held out of the speech index (no recipe can list its files elsewhere)
+    dns_other = [p for p in (corpus / "dns/datasets/clean").rglob("*.flac") if p.parent.name != "english"]
+    indexed = {Path(row["path"]).name for row in mini.speech_index(corpus)}
+    assert len({p.parent.name for p in dns_other}) >= 5 and not {p.name for p in dns_other} & indexed
     # and no transcript of dev is a transcript of test (long ones; "ONE" may be said twice)
     texts: dict[str, set[str]] = defaultdict(set)
     for subset in SUBSETS:
