@@ -52,8 +52,10 @@ class MaskedEncoder(torch.nn.Module):
         x = self.dropout(self.input_norm(self.positions(self.input_proj(feats))))
         return self.transformer(x)
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        return self.encode(self.features(wav))
+    def forward(self, wav: torch.Tensor | None = None, feats: torch.Tensor | None = None) -> torch.Tensor:
+        """Embeddings of a waveform, or of ready (e.g. masked) features: pre-training passes
+        `feats=` so that the encoder still runs through DDP's wrapper."""
+        return self.encode(self.features(wav) if feats is None else feats)
 
 
 def mask_frames(feats: torch.Tensor, proportion: float = 0.15, generator: torch.Generator | None = None

@@ -32,11 +32,10 @@ from hyperpyyaml import load_hyperpyyaml  # noqa: E402
 from speechlib.io.audio import load_audio  # noqa: E402
 from speechlib.metrics.enhancement import DNSMOS  # noqa: E402
 from speechlib.nn.masked_encoder import MaskedEncoder  # noqa: E402
-from speechlib.nn.mos_head import MOSHead  # noqa: E402
+from speechlib.nn.mos_head import MOSHead, mean_pool  # noqa: E402
 from speechlib.nn.pase import PASEEncoder  # noqa: E402
 from speechlib.nn.workers import WorkerSet  # noqa: E402
 from speechlib.signal import features  # noqa: E402
-from speechlib.tasks.mos_pretrain.systems import embed_signal  # noqa: E402
 
 SR = 16000
 
@@ -56,17 +55,21 @@ def test_files(count: int, seconds: float = 10.0) -> tuple[list[np.ndarray], str
     return [(0.2 * np.sin(2 * np.pi * (100 + 10 * i) * t)).astype(np.float32) for i in range(count)], "synthetic"
 
 
-def time_predictor(name: str, encoder: torch.nn.Module, signals: list[np.ndarray]) -> dict:
+def time_predictor(name: str, encoder: torch.nn.Module, signals: list[np.ndarray], batch: int) -> dict:
+    """Encoder + MOS head over `signals` in batches of `batch` equal-length files, under
+    torch.inference_mode (PASE then takes its inference path: sinc filters built once, BatchNorm
+    folded into the convolutions)."""
     encoder.eval()
     head = MOSHead(encoder.emb_dim).eval()
-    with torch.no_grad():
-        head(embed_signal(encoder, signals[0])[None])  # warm-up
+    batches = [torch.from_numpy(np.stack(signals[i:i + batch])) for i in range(0, len(signals), batch)]
+    with torch.inference_mode():
+        head(mean_pool(encoder(batches[0])))  # warm-up (and PASE's inference weights)
         start, cpu = time.perf_counter(), time.process_time()
-        for s in signals:
-            head(embed_signal(encoder, s)[None])
+        for wav in batches:
+            head(mean_pool(encoder(wav)))
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     audio = sum(s.size for s in signals) / SR
-    return {"system": name, "seconds": seconds, "cpu_seconds": cpu, "audio_seconds": audio,
+    return {"system": name, "batch": batch, "seconds": seconds, "cpu_seconds": cpu, "audio_seconds": audio,
             "x_real_time": audio / seconds, "x_real_time_cpu": audio / cpu,
             "params": int(sum(p.numel() for p in encoder.parameters()) + sum(p.numel() for p in head.parameters()))}
 
@@ -110,18 +113,28 @@ def pretrain_throughput(name: str, encoder: PASEEncoder, decoder: dict, batch: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=4, help="files per encoder call")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     with open(REPO / "egs" / "mos_pretrain" / "conf" / "mini_mos_pretrain.yaml") as handle:
         hp = load_hyperpyyaml(handle)
     signals, source = test_files(args.files)
+    load_before = os.getloadavg()
     mini = PASEEncoder(**{k: list(v) if isinstance(v, list) else v for k, v in hp["pase"].items()})
     paper = PASEEncoder()
-    rows = [time_predictor("PASE (mini config) + MOS head", mini, signals),
-            time_predictor("PASE (paper size) + MOS head", paper, signals),
-            time_predictor("Masked encoder + MOS head", MaskedEncoder(), signals),
+    rows = [time_dnsmos(signals),  # DNSMOS first and last: the load of the machine drifts
+            time_predictor("PASE (mini config) + MOS head", mini, signals, args.batch),
+            time_predictor("PASE (paper size) + MOS head", paper, signals, args.batch),
+            time_predictor("PASE (paper size) + MOS head, one file per call", paper, signals, 1),
+            time_predictor("Masked encoder + MOS head", MaskedEncoder(), signals, args.batch),
             time_dnsmos(signals)]
+    dnsmos_runs = [rows.pop(0), rows[-1]]
+    rows[-1] = {**dnsmos_runs[1], "seconds": sum(r["seconds"] for r in dnsmos_runs) / 2,
+                "cpu_seconds": sum(r["cpu_seconds"] for r in dnsmos_runs) / 2}
+    rows[-1].update(x_real_time=rows[-1]["audio_seconds"] / rows[-1]["seconds"],
+                    x_real_time_cpu=rows[-1]["audio_seconds"] / rows[-1]["cpu_seconds"],
+                    runs_x_real_time=[r["x_real_time"] for r in dnsmos_runs])
     dns, dns_cpu = rows[-1]["x_real_time"], rows[-1]["x_real_time_cpu"]
     for row in rows:
         row["vs_dnsmos"] = row["x_real_time"] / dns
@@ -129,7 +142,9 @@ def main() -> None:
         row["meets_50x_cpu"] = row["x_real_time_cpu"] >= 50
     train = [pretrain_throughput("PASE (mini config) + 10 workers", mini, dict(hp["waveform_decoder"]), 16, 3),
              pretrain_throughput("PASE (paper size) + 10 workers", paper, {}, 8, 2)]
-    print(f"MOS prediction on CPU, 1 torch thread, {source}, {rows[0]['audio_seconds']:.0f} s of audio")
+    print(f"MOS prediction on CPU, 1 torch thread, {source}, {rows[0]['audio_seconds']:.0f} s of audio; "
+          f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores)")
+    print("DNSMOS: the mean of a run before and a run after the encoders (the machine's load drifts)")
     print("x RT wall: audio / wall-clock time; x RT CPU: audio / CPU time of the process (all its threads),")
     print("which a shared machine does not distort; DNSMOS's onnxruntime uses its own thread pool.")
     print(f"{'system':42s} {'x RT wall':>10s} {'x RT CPU':>9s} {'vs DNSMOS (wall/CPU)':>21s} {'>=50x CPU':>9s} "
@@ -143,7 +158,7 @@ def main() -> None:
         print(f"{row['system']:42s} {row['utts_per_s']:8.2f} utterances/s (batch {row['batch']})")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"host": platform.node(), "cpu_count": os.cpu_count(), "files": source,
-                                   "load_average": os.getloadavg(),
+                                   "load_average_before": load_before, "load_average_after": os.getloadavg(),
                                    "prediction": rows, "pretraining": train,
                                    "gpu": "not measured: no GPU in this session"}, indent=1) + "\n")
     print(f"\nwrote {RESULTS}")

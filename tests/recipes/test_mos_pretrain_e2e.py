@@ -14,7 +14,7 @@ import pytest
 
 from speechlib.tasks.mos_pretrain.score import TABLE1, TABLE2, TABLE3
 from speechlib.tasks.mos_pretrain.systems import count_params, load_encoder
-from tests.helpers import PYTHON, REPO, copy_recipe, run
+from tests.helpers import PYTHON, REPO, run
 
 pytestmark = pytest.mark.timeout(900)  # includes building the shared --small mini corpus when first
 RECIPE = REPO / "egs" / "mos_pretrain"
@@ -22,11 +22,9 @@ NOT_HERE = {"wav2vec2", "hubert", "dasheng"}  # need local weights
 
 
 @pytest.fixture(scope="module")
-def recipe(mini_small, tmp_path_factory) -> tuple[Path, Path]:
-    dest = copy_recipe("mos_pretrain", tmp_path_factory.mktemp("recipe"))
-    out = run_recipe(dest, mini_small, "--config", "conf/tiny_mos_pretrain.yaml")
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return dest, mini_small
+def recipe(recipe_runs, mini_small) -> tuple[Path, Path]:
+    """The session's one tiny run (tests/recipes/conftest.py) and the mini corpus it read."""
+    return recipe_runs.get("mos_pretrain"), mini_small
 
 
 def run_recipe(recipe: Path, mini: Path, *args: str) -> subprocess.CompletedProcess:
@@ -52,7 +50,7 @@ def test_every_runnable_row_is_filled_with_its_runs(recipe):
     hp_runs = {"pase_baseline": 2, "pase_noise": 2}  # tiny config: 2 pre-training seeds x 2 heads
     for label, system, *_ in TABLE1:
         cells = t1["rows"][label]
-        run_file = json.loads((exp / "encoders" / system / "mos_vcc.json").read_text())
+        run_file = json.loads((exp / "encoders" / system / "seed1" / "mos_vcc.json").read_text())
         head_lcc = [h["lcc"] for h in run_file["heads"]]
         assert len(head_lcc) == 2
         if hp_runs.get(system) == 2:  # the row averages both seeds' heads: check against the files
@@ -81,7 +79,10 @@ def test_every_runnable_row_is_filled_with_its_runs(recipe):
     assert set(histograms) == {"snr", "category", "region"}
     assert (exp / "figure2.png").stat().st_size > 10_000
     assert "Table I" in (dest / "RESULTS.md").read_text()
-    assert list((exp / "encoders" / "pase_noise" / "tensorboard").iterdir())
+    assert list((exp / "encoders" / "pase_noise" / "seed1" / "tensorboard").iterdir())
+    for kit_file in ("train_log.txt", "loss_curve.json", "loss_curve.png", "throughput.json", "config.fingerprint"):
+        assert (exp / "encoders" / "pase_noise" / "seed1" / kit_file).is_file(), kit_file
+        assert (exp / "encoders" / "pase_noise" / "seed1" / "head_vcc" / kit_file).is_file(), kit_file
 
 
 def test_table2_parameter_counts_match_the_models(recipe):
@@ -91,7 +92,7 @@ def test_table2_parameter_counts_match_the_models(recipe):
     for label, system, *_ in TABLE2:
         if system in NOT_HERE:
             continue
-        encoder, meta = load_encoder(exp / "encoders" / system)  # the first pre-training seed's
+        encoder, meta = load_encoder(exp / "encoders" / system / "seed1")  # the first pre-training seed's
         assert meta["encoder_params"] == count_params(encoder)
         assert rows["rows"][label][2] == f"{count_params(encoder) / 1e6:.2f}M"
         total = count_params(encoder) + meta["worker_params"]

@@ -21,6 +21,7 @@ from speechlib.nn.masked_encoder import MaskedEncoder, mask_frames
 from speechlib.nn.mos_head import MOSHead, mean_pool
 from speechlib.nn.pase import PASEEncoder
 from speechlib.nn.workers import WorkerSet
+from speechlib.tasks.mos_pretrain.systems import load_head
 from speechlib.signal import features
 from speechlib.signal.noise_labels import (SNRS_DB, balanced_conditions, band_energies, category_class,
                                            noisy_example, region_edges, snr_class, spectral_region)
@@ -333,6 +334,13 @@ def test_nisqa_and_vcc_readers(tmp_path):
         read_mos_list(tmp_path / "bad.txt", tmp_path / "wav")
 
 
+def head_stage(tmp_path, hp: dict):
+    """A minimal started stage for the kit (exp dir under tmp_path)."""
+    from speechlib.tasks.stage import Stage
+
+    return Stage("downstream.1", hp, {"device": "cpu"}, tmp_path / "exp", "test", {"job": 1, "nj": 1})
+
+
 def test_nan_in_head_training_names_the_utterances(tmp_path):
     from speechlib.tasks.mos_pretrain.downstream import train_heads
 
@@ -343,7 +351,7 @@ def test_nan_in_head_training_names_the_utterances(tmp_path):
     hp = {"sample_rate": SR, "corpus": "mini", "downstream": {"epochs": 2, "patience": 5, "log_every": 1, "batch_size": 16, "lr": 1e-3,
                          "weight_decay": 0.0, "hidden": 8, "dropout": 0.0}}
     with pytest.raises(TrainingDiverged, match="train-u5"):
-        train_heads(tmp_path, "vcc", embs, targets, utts, hp, [1])
+        train_heads(head_stage(tmp_path, hp), "encoders/x/seed1", "vcc", embs, targets, utts, hp, [1], "stamp")
 
 
 
@@ -520,6 +528,44 @@ def test_embedding_cache_is_keyed_by_encoder_and_files(tmp_path):
     assert not np.allclose(third[0], second[0]) and np.allclose(third[1:], second[1:], atol=1e-6)
 
 
+def test_pase_inference_path_equals_the_layer_by_layer_forward_and_follows_new_weights():
+    torch.manual_seed(0)
+    kwargs = {"sinc_filters": 8, "sinc_kernel": 33, "channels": [8, 8, 16, 16, 16, 16, 16]}
+    encoder = PASEEncoder(**kwargs).train()
+    for _ in range(2):
+        encoder(torch.randn(3, SR // 2) * 0.1)  # BatchNorm statistics, not the initial 0/1
+    encoder.eval()
+    wav = torch.randn(2, SR) * 0.1
+    with torch.enable_grad():
+        reference = encoder(wav).detach()  # SincConv + BatchNorm layers, as in training
+    with torch.inference_mode():
+        assert torch.allclose(encoder(wav), reference, atol=1e-5)
+    other = PASEEncoder(**kwargs).eval()
+    other.load_state_dict({k: v * 1.1 if v.is_floating_point() else v for k, v in encoder.state_dict().items()})
+    with torch.inference_mode():
+        before = other(wav)
+    other.load_state_dict(encoder.state_dict())  # in-place copy: the cached filters must follow
+    with torch.inference_mode():
+        assert torch.allclose(other(wav), reference, atol=1e-5) and not torch.allclose(before, reference, atol=1e-3)
+
+
+def test_head_input_standardisation_matches_a_hand_computation():
+    from speechlib.nn.mos_head import MOSHeadEnsemble
+
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((50, 6)) * [0.1, 1, 5, 0.01, 2, 3] + [-1.4, 3, 0, 7, -2, 0.5]).astype(np.float32)
+    ens = MOSHeadEnsemble(2, 6, hidden=5, dropout=0.0, seeds=[1, 2])
+    ens.set_input_stats(torch.from_numpy(x))
+    x64 = x.astype(np.float64)
+    z = ((x64 - x64.mean(0)) / x64.std(0, ddof=1)).astype(np.float32)  # torch.std is the unbiased estimate
+    plain = ens.head(1)
+    plain.in_mean.zero_()
+    plain.in_std.fill_(1.0)
+    with torch.no_grad():
+        assert torch.allclose(ens(torch.from_numpy(x))[1], plain(torch.from_numpy(z)), atol=1e-4)
+        assert torch.allclose(ens.head(1)(torch.from_numpy(x)), plain(torch.from_numpy(z)), atol=1e-4)
+
+
 def test_head_ensemble_equals_heads_trained_alone():
     from speechlib.nn.mos_head import MOSHeadEnsemble
 
@@ -557,8 +603,17 @@ def test_heads_stop_early_and_report_every_head(tmp_path):
     utts = {k: [f"{k}{i}" for i in range(30)] for k in embs}
     hp = {"sample_rate": SR, "corpus": "mini", "downstream": {"epochs": 400, "patience": 5, "log_every": 10, "batch_size": 16, "lr": 1e-1,
                          "weight_decay": 0.0, "hidden": 8, "dropout": 0.0}}
-    result = train_heads(tmp_path, "vcc", embs, targets, utts, hp, [1, 2, 3])
+    result = train_heads(head_stage(tmp_path, hp), "encoders/x/seed1", "vcc", embs, targets, utts, hp, [1, 2, 3],
+                         "stamp")
     assert result["epochs_run"] < 400 and len(result["heads"]) == 3
+    assert max(h["best_epoch"] for h in result["heads"]) + 5 == result["epochs_run"]  # patience 5, then stop
+    head_dir = tmp_path / "exp" / "encoders" / "x" / "seed1" / "head_vcc"
+    assert (head_dir / "save").is_dir() and (head_dir / "train_log.txt").is_file()  # the kit's layout
+    assert (head_dir / "tensorboard").is_dir() and (head_dir / "config.fingerprint").read_text().strip() == "stamp"
+    saved = load_head(head_dir)  # the first head, standardisation included, as predict loads it
+    with torch.no_grad():
+        again = saved(torch.from_numpy(embs["test"])).numpy()
+    assert np.allclose(again, result["heads"][0]["predictions"], atol=1e-5)
     assert result["lcc"] == pytest.approx(np.mean([h["lcc"] for h in result["heads"]]))
     pred = np.array(result["heads"][1]["predictions"])
     assert result["heads"][1]["mse"] == pytest.approx(mse(pred, targets["test"]))

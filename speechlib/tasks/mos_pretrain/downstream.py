@@ -4,17 +4,20 @@
 
 For every (system, pre-training seed) run (job j of nj takes runs j, j+nj, ...): embed the MOS sets
 with the frozen encoder (no masking; frame embeddings mean-pooled over time, cached as .npy under a
-key of encoder weights + file list), train one head per head seed (64 hidden, LayerNorm, ReLU,
-dropout 0.2, output clipped to [1, 5]; Adam lr 1.2e-4, weight decay 1e-3, batch 16, MSE; up to
-1000 epochs, early stopping on validation MSE), and write every head's test predictions and
+key of encoder weights + file list), train one head per head seed (inputs standardised with the
+training set's statistics; 64 hidden, LayerNorm, ReLU, dropout 0.2, output clipped to [1, 5]; Adam
+lr 1.2e-4, weight decay 1e-3, batch 16, MSE; up to 1000 epochs, early stopping on validation MSE;
+built and trained by the kit, exp/<tag>/encoders/<system>/seed<k>/head_<set>/), and write every head's test predictions and
 MSE/LCC/SRCC to <run>/mos_<set>.json; then the linear probes (SNR class, category, region) of the
 frozen encoder to <run>/probe.json.
 External encoders (wav2vec 2.0, HuBERT, Dasheng) without a local checkpoint get a "not run" record.
 """
 from __future__ import annotations
 
+import functools
 import json
-import sys
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,7 @@ import speechbrain as sb
 import torch
 
 from speechlib.io.atomic import atomic_path, atomic_write_text
-from speechlib.io.errors import InputError, TrainingDiverged, exit_on_input_error
+from speechlib.io.errors import exit_on_input_error
 from speechlib.io.kaldi import read_dict
 from speechlib.metrics.correlation import mos_metrics
 from speechlib.nn.mos_head import MOSHeadEnsemble
@@ -31,7 +34,11 @@ from speechlib.tasks.mos_pretrain.noisy import LABEL_KEYS
 from speechlib.tasks.mos_pretrain.systems import (embed_files, encoder_identity, file_identity, fingerprint,
                                                   load_encoder, run_dir, save_head, system_dir, system_names,
                                                   system_seeds)
+from speechlib.tasks.brain import RecipeBrain
 from speechlib.tasks.stage import start_stage
+from speechlib.tasks.training import build_brain, fit
+
+log = logging.getLogger("mos_pretrain")
 
 SPLITS = ("train", "valid", "test")
 
@@ -61,74 +68,154 @@ def cached_embeddings(encoder, folder: Path, items, hp: dict, name: str, encoder
     return emb
 
 
-def train_heads(folder: Path, mos_set: str, embs: dict, targets: dict, utts: dict, hp: dict,
-                head_seeds: list[int]) -> dict[str, object]:
-    """One MOS head per head seed, trained together (MOSHeadEnsemble), each with its own shuffles;
-    minibatch Adam on the cached pooled embeddings until `epochs` or until no head's validation
-    MSE improved for `patience` epochs; each head keeps its best-validation epoch.
+@dataclass
+class HeadBatch:
+    """One minibatch for all heads: x (count, batch, dim), y (count, batch), the utterance ids."""
 
-    A plain loop rather than a Brain: a head has ~7k parameters and the per-epoch bookkeeping of a
-    Brain would dominate; a killed run is simply re-run. A non-finite loss stops with the batch's
-    utterance ids. The first head is saved as the model directory head_<set>/ (what `predict` loads).
+    id: list[str]
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def to(self, device) -> "HeadBatch":
+        return HeadBatch(self.id, self.x.to(device), self.y.to(device))
+
+
+class HeadBatches(torch.utils.data.Dataset):
+    """The epoch's minibatches for `count` heads at once (item j: batch j; the loader does no
+    batching): head k's batch j is rows order_k[j*B:(j+1)*B].
+
+    Training (`seeds` given): each head has its own shuffle, drawn from (head seed, epoch), so a
+    resumed run draws the epoch an uninterrupted one would. Validation: every head sees the rows
+    in order. Whole batches, because per-item loading and collation cost more than a head's step.
     """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, utts: list[str], count: int, batch_size: int,
+                 seeds: list[int] | None = None):
+        self.x, self.y, self.utts, self.seeds, self.batch = torch.from_numpy(x), torch.from_numpy(y), utts, seeds, batch_size
+        self.orders = torch.arange(len(x)).expand(count, len(x))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.orders = torch.stack([torch.randperm(len(self.x), generator=torch.Generator().manual_seed(
+            int(seed) * 100_003 + int(epoch))) for seed in self.seeds])
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch)
+
+    def __getitem__(self, j: int) -> HeadBatch:
+        rows = self.orders[:, j * self.batch:(j + 1) * self.batch]
+        return HeadBatch(list(dict.fromkeys(self.utts[r] for r in rows.flatten().tolist())), self.x[rows], self.y[rows])
+
+
+class BestHeads(torch.nn.Module):
+    """Each head's best validation MSE, its epoch and its weights at that epoch (a checkpoint
+    recoverable: a resumed run keeps the best it had)."""
+
+    def __init__(self, heads: MOSHeadEnsemble):
+        super().__init__()
+        self.register_buffer("mse", torch.full((heads.count,), float("inf")))
+        self.register_buffer("epoch", torch.zeros(heads.count, dtype=torch.long))
+        self.register_buffer("last", torch.zeros((), dtype=torch.long))  # the last epoch trained
+        self.state = {k: v.detach().clone() for k, v in heads.state_dict().items()}
+        for name, value in self.state.items():
+            self.register_buffer("w_" + name, value)
+
+    def update(self, valid: torch.Tensor, epoch: int, heads: MOSHeadEnsemble) -> None:
+        self.last.fill_(epoch)
+        better = valid < self.mse
+        if better.any():
+            self.mse.copy_(torch.where(better, valid, self.mse))
+            self.epoch[better] = epoch
+            for name, value in heads.state_dict().items():
+                if value.dim() and value.shape[0] == heads.count and name not in ("in_mean", "in_std"):
+                    getattr(self, "w_" + name)[better] = value[better].detach()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, "w_" + name) for name in self.state}
+
+
+class HeadBrain(RecipeBrain):
+    """All head seeds' MOS heads (MOSHeadEnsemble) trained as one Brain on cached embeddings.
+
+    The loss is the sum of the heads' MSEs: each head's gradient is its own (the ensemble is
+    exactly the heads trained alone; gradient clipping is off so no head's norm limits another's).
+    After each epoch the per-head validation MSE updates `best`; training stops when no head
+    improved for `patience` epochs. The kit's bookkeeping (train_log, TensorBoard, loss curve,
+    checkpoint) runs every `log_every` epochs and at the end: a head epoch is ~15 steps, and
+    per-epoch checkpoints would cost more than the training.
+    """
+
+    needs = ("train_set", "best", "patience", "log_every")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_grad_norm = float("inf")
+
+    def compute_forward(self, batch, stage):
+        return self.modules.heads(batch.to(self.device).x)
+
+    def compute_objectives(self, predictions, batch, stage):
+        per_head = ((predictions - batch.y.to(self.device)) ** 2).mean(1)
+        if stage == sb.Stage.VALID:
+            self._valid_sum += per_head.detach() * predictions.shape[1]
+            self._valid_count += predictions.shape[1]
+        self.add_stat("mse", float(per_head.detach().mean()), predictions.shape[1])
+        return per_head.sum()
+
+    def on_stage_start(self, stage, epoch=None):
+        super().on_stage_start(stage, epoch)
+        if stage == sb.Stage.TRAIN:
+            self.train_set.set_epoch(int(epoch))
+        self._valid_sum, self._valid_count = 0.0, 0
+
+    def end_epoch(self, epoch, train_stats, valid_stats):
+        valid = self._valid_sum / max(self._valid_count, 1)
+        self.best.update(valid.cpu(), epoch, self.modules.heads)
+        counter = self.run.epoch_counter
+        stop = int((epoch - self.best.epoch).min()) >= self.patience
+        if stop:
+            logging.getLogger("mos_pretrain").info("%s: early stop at epoch %d: no head improved for %d epochs",
+                                                   self.run.system, epoch, self.patience)
+            counter.current = counter.limit
+        if stop or epoch % self.log_every == 0 or epoch >= counter.limit:
+            super().end_epoch(epoch, train_stats, {**valid_stats, "best_mse": float(self.best.mse.mean())})
+
+
+def train_heads(stage, run: str, mos_set: str, embs: dict, targets: dict, utts: dict, hp: dict,
+                head_seeds: list[int], stamp: str) -> dict[str, object]:
+    """One MOS head per head seed, trained together (MOSHeadEnsemble, HeadBrain) with the kit
+    under exp/<tag>/<run>/head_<set>/ (run: the encoder's folder under exp/<tag>): minibatch Adam on the cached pooled embeddings
+    (standardised with the training set's statistics) until `epochs` or early stopping; each
+    head keeps its best-validation epoch. A non-finite loss stops with the batch's utterance ids.
+    The first head is saved as the model directory head_<set>/ (what `predict` loads)."""
     opts = hp["downstream"]
     count = len(head_seeds)
-    gens = [torch.Generator().manual_seed(int(s)) for s in head_seeds]
     heads = MOSHeadEnsemble(count, embs["train"].shape[1], opts["hidden"], opts["dropout"], seeds=head_seeds)
-    optimizer = torch.optim.Adam(heads.parameters(), lr=opts["lr"], weight_decay=opts["weight_decay"])
-    x, y = torch.from_numpy(embs["train"]), torch.from_numpy(targets["train"])
-    xv, yv = torch.from_numpy(embs["valid"]), torch.from_numpy(targets["valid"])
-    run = folder / f"head_{mos_set}"
-    run.mkdir(parents=True, exist_ok=True)
-    tb = sb.utils.train_logger.TensorboardLogger(str(run / "tensorboard"))
-    best = torch.full((count,), float("inf"))
-    best_epoch = torch.zeros(count, dtype=torch.long)
-    best_state = {k: v.detach().clone() for k, v in heads.state_dict().items()}
-    lines, epoch, batch = [], 0, opts["batch_size"]
-    for epoch in range(1, opts["epochs"] + 1):
-        heads.train()
-        orders = torch.stack([torch.randperm(len(x), generator=g) for g in gens])
-        total = torch.zeros(count)
-        for start in range(0, len(x), batch):
-            idx = orders[:, start:start + batch]
-            per_head = ((heads(x[idx]) - y[idx]) ** 2).mean(1)
-            if not torch.isfinite(per_head).all():
-                bad = int(torch.nonzero(~torch.isfinite(per_head))[0])
-                ids = ", ".join(utts["train"][i] for i in idx[bad].tolist())
-                raise TrainingDiverged(f"non-finite MOS-head loss at epoch {epoch}; batch utterances: {ids}")
-            optimizer.zero_grad()
-            per_head.sum().backward()
-            optimizer.step()
-            total += per_head.detach() * idx.shape[1]
-        heads.eval()
-        with torch.no_grad():
-            valid = ((heads(xv) - yv) ** 2).mean(1)
-        better = valid < best
-        if better.any():
-            best = torch.where(better, valid, best)
-            best_epoch[better] = epoch
-            for name, value in heads.state_dict().items():
-                best_state[name][better] = value[better].detach().clone()
-        if epoch % max(1, opts["log_every"]) == 0:
-            tb.log_stats({"epoch": epoch}, train_stats={"mse": float(total.mean()) / len(x)},
-                         valid_stats={"mse": float(valid.mean())})
-            lines.append(f"epoch {epoch}: train MSE {(total / len(x)).tolist()}, valid MSE {valid.tolist()}")
-        if int((epoch - best_epoch).min()) >= opts["patience"]:
-            lines.append(f"early stop at epoch {epoch}: no head improved for {opts['patience']} epochs")
-            break
-    heads.load_state_dict(best_state)
+    heads.set_input_stats(torch.from_numpy(embs["train"]))
+    best = BestHeads(heads)
+    train = HeadBatches(embs["train"], targets["train"], utts["train"], count, int(opts["batch_size"]), head_seeds)
+    valid = HeadBatches(embs["valid"], targets["valid"], utts["valid"], count, len(embs["valid"]))
+    name = f"{run}/head_{mos_set}"
+    brain = build_brain(HeadBrain, stage, name, {"heads": heads},
+                        optimizer=functools.partial(torch.optim.Adam, lr=opts["lr"], weight_decay=opts["weight_decay"]),
+                        epochs=opts["epochs"], recoverables={"best": best}, fingerprint=stamp,
+                        train_set=train, best=best, patience=int(opts["patience"]),
+                        log_every=max(1, int(opts["log_every"])))
+    whole = {"batch_size": None, "collate_fn": lambda batch: batch}  # the items are batches
+    fit(brain, train, valid, train_loader_kwargs=whole, valid_loader_kwargs=whole)
+    heads = brain.modules.heads.cpu()
+    heads.load_state_dict({**heads.state_dict(), **best.weights()})
     heads.eval()
     with torch.no_grad():
         preds = heads(torch.from_numpy(embs["test"])).numpy()
-    save_head(run, heads.head_state(0), sample_rate=int(hp["sample_rate"]), corpus=str(hp["corpus"]))
-    atomic_write_text(run / "train_log.txt", "\n".join(lines) + "\n")
-    per_head = [{"head_seed": int(seed), **mos_metrics(pred, targets["test"]), "best_epoch": int(best_epoch[k]),
-                 "best_valid_mse": float(best[k]), "predictions": [float(p) for p in pred]}
+    folder = Path(stage.exp_dir) / name
+    save_head(folder, heads.head_state(0), sample_rate=int(hp["sample_rate"]), corpus=str(hp["corpus"]))
+    per_head = [{"head_seed": int(seed), **mos_metrics(pred, targets["test"]), "best_epoch": int(best.epoch[k]),
+                 "best_valid_mse": float(best.mse[k]), "predictions": [float(p) for p in pred]}
                 for k, (seed, pred) in enumerate(zip(head_seeds, preds))]
     means = {m: float(np.mean([h[m] for h in per_head])) for m in ("mse", "lcc", "srcc")}
-    return {"system": folder.name, "mos_set": mos_set, **means, "n_test": int(preds.shape[1]),
-            "epochs_run": epoch, "emb_dim": int(embs["train"].shape[1]), "test_utts": list(utts["test"]),
-            "targets": [float(t) for t in targets["test"]], "heads": per_head}
+    return {"mos_set": mos_set, **means, "n_test": int(preds.shape[1]),
+            "epochs_run": int(best.last), "emb_dim": int(embs["train"].shape[1]),
+            "test_utts": list(utts["test"]), "targets": [float(t) for t in targets["test"]], "heads": per_head}
 
 
 def probe_items(data: Path, split: str) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
@@ -181,16 +268,17 @@ def run_system(name: str, seed: int | None, stage, hp: dict, encoder, meta: dict
                             [targets[s].tolist() for s in SPLITS], hp["downstream"], hp["head_seeds"],
                             hp["mos_max_seconds"])
         if out.is_file() and json.loads(out.read_text()).get("stamp") == stamp:
-            print(f"downstream: {name} seed {seed} / {mos_set} is up to date")
+            log.info("downstream: %s seed %s / %s is up to date", name, seed, mos_set)
             continue
         for split in SPLITS:
             embs[split] = cached_embeddings(encoder, folder, items[split], hp, f"{mos_set}_{split}", encoder_id)
-        result = train_heads(folder, mos_set, embs, targets, utts, hp, [int(s) for s in hp["head_seeds"]])
-        result.update(stamp=stamp, pretrain_seed=seed, emb_dim=int(meta.get("emb_dim", result["emb_dim"])))
+        result = train_heads(stage, folder.relative_to(stage.exp_dir).as_posix(), mos_set, embs, targets, utts, hp,
+                             [int(s) for s in hp["head_seeds"]], stamp)
+        result.update(system=name, stamp=stamp, pretrain_seed=seed,
+                      emb_dim=int(meta.get("emb_dim", result["emb_dim"])))
         atomic_write_text(out, json.dumps(result) + "\n")
-        print(f"downstream: {name} seed {seed} / {mos_set}: MSE {result['mse']:.3f} LCC {result['lcc']:.3f} "
-              f"SRCC {result['srcc']:.3f} (mean of {len(result['heads'])} heads, {result['epochs_run']} epochs)",
-              flush=True)
+        log.info("downstream: %s seed %s / %s: MSE %.3f LCC %.3f SRCC %.3f (mean of %d heads, %d epochs)", name, seed,
+                 mos_set, result["mse"], result["lcc"], result["srcc"], len(result["heads"]), result["epochs_run"])
     if seed is not None:
         run_probes(folder, encoder, hp, encoder_id)
 
@@ -204,13 +292,8 @@ def all_units(hp: dict) -> list[tuple[str, int | None]]:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    job = int(argv[argv.index("--job") + 1]) if "--job" in argv else 1
-    stage = start_stage(f"downstream.{job}", argv)
-    hp = stage.hparams
-    nj = int(hp["nj"])
-    if not 1 <= job <= nj:
-        raise InputError(f"--job {job} must be in 1..{nj} (--nj)")
+    stage = start_stage("downstream.{job}", options=(), jobs=True)
+    hp, job, nj = stage.hparams, stage.job, stage.nj
     torch.set_num_threads(1)
     units = all_units(hp)[job - 1::nj]
     for name, seed in units:
@@ -222,13 +305,13 @@ def main() -> None:
                 folder.mkdir(parents=True, exist_ok=True)
                 for mos_set in hp["mos_sets"]:
                     atomic_write_text(folder / f"mos_{mos_set}.json", json.dumps({"not_run": str(why)}) + "\n")
-                print(f"downstream: {name}: not run: {why}")
+                log.info("downstream: %s: not run: %s", name, why)
                 continue
         else:
-            folder = run_dir(stage.exp_dir, hp, name, seed)
+            folder = run_dir(stage.exp_dir, name, seed)
             encoder, meta = load_encoder(folder)
         run_system(name, seed, stage, hp, encoder, meta, folder)
-    print(f"downstream: job {job}/{nj}: {len(units)} run(s) done")
+    log.info("downstream: job %d/%d: %d run(s) done", job, nj, len(units))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import torch
 from speechlib.io import inference
 from speechlib.io.errors import exit_on_input_error
 from speechlib.tasks.model_dir import find_model_dir, load_model_dir
-from speechlib.tasks.mos_pretrain.systems import load_encoder, load_head, system_dir
+from speechlib.tasks.mos_pretrain.systems import load_encoder, load_head, model_dir
 
 PROG = "mos_pretrain.predict"
 DEFAULT_SYSTEM = "pase_noise_no_snr"
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> inference.ScoringModel:
-    folder = find_model_dir(args.model, system_dir(".", args.system))
+    folder = find_model_dir(args.model, model_dir(args.model, args.system).relative_to(args.model))
     sample_rate = load_model_dir(folder, "mos_pretrain", "encoder").sample_rate
     encoder, _ = load_encoder(folder)
     head = load_head(Path(folder) / f"head_{args.mos_set}")

@@ -6,23 +6,27 @@
 Group `pase` (Table I and the PASE rows of Tables II/III), `masked` (Mockingjay-style encoder)
 or `plus` (PASE+ baseline). Job j of nj trains the group's systems j, j+nj, ... one after the
 other in this process, once per pre-training seed (`pretrain_seeds`; a system's `seeds: N` keeps
-the first N). Each run trains with SpeechBrain's Brain and Checkpointer under
-exp/<tag>/encoders/<system>/ (a killed run resumes from its last checkpoint; a finished system
-with unchanged settings is skipped) and ends with encoder.pt + meta.json (parameter counts,
-throughput in utterances/s).
+the first N). Each run is built and trained by the kit (speechlib.tasks.training: build_brain,
+fit) under exp/<tag>/encoders/<system>/seed<k>/ (save/, train_log.txt, tensorboard/, loss curve,
+throughput.json, config.fingerprint: a killed run resumes from its last checkpoint, a run whose
+settings changed is retrained, a finished one is skipped) and ends with encoder.pt + meta.json
+(parameter counts, throughput). `--ngpu N` (run.sh -> utils/recipe_init.sh train_job) runs this
+stage under torchrun/srun with DDP; the batch size is per process.
 """
 from __future__ import annotations
 
-import sys
-import time
+import functools
+import logging
 from pathlib import Path
 
 import numpy as np
 import speechbrain as sb
 import torch
+from speechbrain.utils.distributed import if_main_process
 
 from speechlib.io.audio import load_audio
-from speechlib.io.errors import InputError, exit_on_input_error
+from speechlib.io.atomic import atomic_write_text
+from speechlib.io.errors import exit_on_input_error
 from speechlib.io.kaldi import read_dict
 from speechlib.nn.masked_encoder import mask_frames
 from speechlib.nn.workers import WorkerSet
@@ -31,8 +35,14 @@ from speechlib.tasks.brain import RecipeBrain
 from speechlib.tasks.mos_pretrain.distortions import distort
 from speechlib.tasks.mos_pretrain.noisy import LABEL_KEYS, DrawPlan, PretrainDataset
 from speechlib.tasks.mos_pretrain.systems import (TARGET_DIMS, build_encoder, count_params, encoder_kwargs,
-                                                  fingerprint, run_dir, save_encoder, system_names, system_seeds)
-from speechlib.tasks.stage import announce_resume, set_seed, start_stage
+                                                  fingerprint, run_dir, run_name, save_encoder, system_names,
+                                                  system_seeds)
+from speechlib.tasks.stage import Option, set_seed, start_stage
+from speechlib.tasks.training import build_brain, fit, invalidate_if_changed
+from speechlib.tasks.training import system_dir as training_dir
+
+log = logging.getLogger("mos_pretrain")
+
 
 def spectral_targets(wav: torch.Tensor, names: list[str], sample_rate: int) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
@@ -70,26 +80,35 @@ class TargetNorm(torch.nn.Module):
         return (value - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
 
 
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The module itself under DDP's wrapper (for methods other than forward)."""
+    return getattr(module, "module", module)
+
+
 class PretrainBrain(RecipeBrain):
-    """Encoder + workers (+ the masked encoder's reconstruction layer), one Adam for all."""
+    """Encoder + workers (+ the masked encoder's reconstruction layer), one Adam for all.
+
+    Dependencies (build_brain): `train_set` (told the epoch, so every epoch draws fresh crops,
+    noise clips and SNRs), `kind` (pase | masked), `mask_proportion`, `sample_rate`.
+    """
+
+    needs = ("train_set", "kind", "mask_proportion", "sample_rate")
 
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
         wav = batch.inp[0]
-        encoder = self.modules.encoder
-        if self.hparams.kind == "masked":
-            feats = encoder.features(wav)
+        if self.kind == "masked":
+            feats = unwrap(self.modules.encoder).features(wav)
             # masked in validation too, so that its loss is the same objective
-            masked, mask, _ = mask_frames(feats, self.hparams.mask_proportion)
-            emb = encoder.encode(masked)
-            return emb, feats, mask
-        return encoder(wav), None, None
+            masked, mask, _ = mask_frames(feats, self.mask_proportion)
+            return self.modules.encoder(feats=masked), feats, mask.to(feats.device)
+        return self.modules.encoder(wav), None, None
 
     def compute_objectives(self, predictions, batch, stage):
         emb, feats, mask = predictions
         target_wav = batch.target[0]
-        names = self.hparams.workers.regression_targets()
-        raw = spectral_targets(target_wav, names, self.hparams.sample_rate)
+        names = unwrap(self.modules.workers).regression_targets()
+        raw = spectral_targets(target_wav, names, self.sample_rate)
         if "prosody" in names:
             raw["prosody"] = batch.prosody[0]
         targets = {name: self.modules.norm(name, value) for name, value in raw.items()}
@@ -102,28 +121,13 @@ class PretrainBrain(RecipeBrain):
             parts["reconstruction"] = (recon - feats).abs()[mask].mean()
             loss = loss + parts["reconstruction"]
         for name, value in parts.items():
-            self.part_sums[name] = self.part_sums.get(name, 0.0) + float(value.detach())
-        self.part_count += 1
+            self.add_stat(name, float(value.detach()))
         return loss
 
     def on_stage_start(self, stage, epoch=None):
-        self.part_sums, self.part_count = {}, 0
+        super().on_stage_start(stage, epoch)
         if stage == sb.Stage.TRAIN:
-            self.hparams.train_set.epoch = int(epoch)  # fresh crops, noise clips and SNRs every epoch
-            self.epoch_start = time.time()
-
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        parts = {k: v / max(1, self.part_count) for k, v in self.part_sums.items()}
-        if stage == sb.Stage.TRAIN:
-            self.train_stats = {"loss": stage_loss, **parts}
-            self.train_seconds = getattr(self, "train_seconds", 0.0) + time.time() - self.epoch_start
-            return
-        if stage == sb.Stage.VALID:
-            valid = {"loss": stage_loss, **parts}
-            self.hparams.train_logger.log_stats({"epoch": epoch}, train_stats=self.train_stats, valid_stats=valid)
-            self.hparams.tb_logger.log_stats({"epoch": epoch}, train_stats=self.train_stats, valid_stats=valid)
-            self.checkpointer.save_and_keep_only(meta={"loss": stage_loss, "train_seconds": self.train_seconds},
-                                                 num_to_keep=1)
+            self.train_set.epoch = int(epoch)  # fresh crops, noise clips and SNRs every epoch
 
 
 def make_dataset(hp: dict, spec: dict, split: str, seed: int) -> PretrainDataset:
@@ -172,7 +176,7 @@ def calibrate_batchnorm(encoder: torch.nn.Module, train: PretrainDataset, batch_
 def train_system(name: str, seed: int, stage, hp: dict) -> None:
     spec = dict(hp["systems"][name])
     kind = spec["encoder"]
-    folder = run_dir(stage.exp_dir, hp, name, seed)
+    folder = run_dir(stage.exp_dir, name, seed)
     kwargs = encoder_kwargs(hp, spec)
     # the run's own recipe: the system's number of seeds is not part of it
     stamp = fingerprint({k: v for k, v in spec.items() if k != "seeds"}, kwargs, hp["pretrain"], seed,
@@ -180,21 +184,22 @@ def train_system(name: str, seed: int, stage, hp: dict) -> None:
                         hp["waveform_decoder"], data_fingerprint(hp))
     done = folder / ".done"
     if done.is_file() and done.read_text().strip() == stamp and (folder / "encoder.pt").is_file():
-        print(f"pretrain: {name} seed {seed} is up to date ({folder})")
+        log.info("pretrain: %s seed %d is up to date (%s)", name, seed, folder)
         return
     set_seed(seed)
     opts = hp["pretrain"]
     encoder = build_encoder(kind, kwargs)
     base_meta = {"system": name, "seed": seed, "spec": spec, "emb_dim": encoder.emb_dim,
                  "encoder_params": count_params(encoder), "chunk_seconds": hp["chunk_seconds"]}
-    if not spec.get("train", True):  # controls: random initialisation, log-mel
+    if not spec.get("train", True):  # controls: random initialisation, log-mel (no Brain, same rule)
+        invalidate_if_changed(training_dir(stage.exp_dir, run_name(name, seed)), stamp)
         if count_params(encoder):
             calibrate_batchnorm(encoder, make_dataset(hp, spec, "train", seed), opts["batch_size"])
         save_encoder(folder, encoder, kind, kwargs, {**base_meta, "worker_params": 0, "train_utts": 0,
                                                      "epochs": 0, "train_seconds": 0.0, "device": "cpu"},
                      sample_rate=hp["sample_rate"], corpus=str(hp["corpus"]))
-        done.write_text(stamp + "\n")
-        print(f"pretrain: {name} seed {seed}: untrained control saved", flush=True)
+        atomic_write_text(done, stamp + "\n")
+        log.info("pretrain: %s seed %d: untrained control saved", name, seed)
         return
     workers_list = list(spec["workers"])
     dims = {n: TARGET_DIMS[n] for n in workers_list if n in TARGET_DIMS}
@@ -213,54 +218,42 @@ def train_system(name: str, seed: int, stage, hp: dict) -> None:
     if "prosody" in dims:
         stats["prosody"] = torch.stack([s["prosody"] for s in sample])
     modules["norm"].fit(stats)
-    epoch_counter = sb.utils.epoch_loop.EpochCounter(limit=opts["epochs"])
-    checkpointer = sb.utils.checkpoints.Checkpointer(folder / "save", recoverables={
-        **modules, "counter": epoch_counter})
-    brain_hp = {"kind": kind, "workers": workers, "sample_rate": hp["sample_rate"], "train_set": train,
-                "mask_proportion": hp["mask_proportion"],
-                "train_logger": sb.utils.train_logger.FileTrainLogger(str(folder / "train_log.txt")),
-                "tb_logger": sb.utils.train_logger.TensorboardLogger(str(folder / "tensorboard"))}
     lr = opts["lr_masked"] if kind == "masked" else opts["lr"]
-    brain = PretrainBrain(modules=modules, opt_class=lambda params: torch.optim.Adam(params, lr=lr),
-                          hparams=brain_hp, run_opts=stage.run_opts, checkpointer=checkpointer)
-    print(f"pretrain: {name} seed {seed} ({kind}, {spec.get('data', 'noisy')} data, "
-          f"workers {', '.join(workers_list)})", flush=True)
-    announce_resume(checkpointer)
+    log.info("pretrain: %s seed %d (%s, %s data, workers %s)", name, seed, kind, spec.get("data", "noisy"),
+             ", ".join(workers_list))
+    brain = build_brain(PretrainBrain, stage, run_name(name, seed), modules,
+                        optimizer=functools.partial(torch.optim.Adam, lr=lr), epochs=opts["epochs"], fingerprint=stamp,
+                        train_set=train, kind=kind, mask_proportion=hp["mask_proportion"],
+                        sample_rate=hp["sample_rate"])
     collate = {"collate_fn": sb.dataio.batch.PaddedBatch}
-    loader = {"batch_size": opts["batch_size"], "shuffle": True, **collate}
-    brain.fit(epoch_counter, train, valid, train_loader_kwargs=loader,
-              valid_loader_kwargs={"batch_size": opts["batch_size"], **collate})
-    latest = checkpointer.find_checkpoint()
-    seconds = float(latest.meta.get("train_seconds", 0.0)) if latest else 0.0
-    seconds = getattr(brain, "train_seconds", 0.0) or seconds
+    throughput = fit(brain, train, valid, train_loader_kwargs={"batch_size": opts["batch_size"], "shuffle": True,
+                                                               **collate},
+                     valid_loader_kwargs={"batch_size": opts["batch_size"], **collate})
+    if not if_main_process():
+        return
+    seconds = float(throughput["train_seconds"])
     utts = len(train) * opts["epochs"]
-    meta = {**base_meta,
-            "worker_params": count_params(workers) + (count_params(modules["recon"]) if "recon" in modules else 0),
+    meta = {**base_meta, "worker_params": count_params(workers) + (count_params(modules["recon"]) if "recon" in modules
+                                                                   else 0),
             "train_utts": len(train), "epochs": opts["epochs"], "train_seconds": round(seconds, 2),
             "throughput_utts_per_s": round(utts / seconds, 3) if seconds else None, "device": str(brain.device)}
-    save_encoder(folder, brain.modules.encoder.cpu(), kind, kwargs, meta, sample_rate=hp["sample_rate"],
+    save_encoder(folder, unwrap(brain.modules.encoder).cpu(), kind, kwargs, meta, sample_rate=hp["sample_rate"],
                  corpus=str(hp["corpus"]))
-    done.write_text(stamp + "\n")
-    print(f"pretrain: {name} seed {seed} done, {meta['encoder_params']} encoder parameters, "
-          f"{meta['throughput_utts_per_s']} utterances/s on {meta['device']}", flush=True)
+    atomic_write_text(done, stamp + "\n")
+    log.info("pretrain: %s seed %d done, %d encoder parameters, %s utterances/s on %s", name, seed,
+             meta["encoder_params"], meta["throughput_utts_per_s"], meta["device"])
 
 
-def peek(argv: list[str], key: str, default: str) -> str:
-    return argv[argv.index(key) + 1] if key in argv and argv.index(key) + 1 < len(argv) else default
+GROUP = Option("group", "which systems to pre-train", choices=("pase", "control", "masked", "plus"))
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    group, job = peek(argv, "--group", "pase"), int(peek(argv, "--job", "1"))
-    stage = start_stage(f"pretrain_{group}.{job}", argv)
-    hp = stage.hparams
-    nj = int(hp["nj"])
-    if not 1 <= job <= nj:
-        raise InputError(f"--job {job} must be in 1..{nj} (--nj)")
+    stage = start_stage("pretrain_{group}.{job}", options=(GROUP,), jobs=True)
+    hp, group, job, nj = stage.hparams, stage.options["group"], stage.job, stage.nj
     units = [(name, seed) for name in system_names(hp, group) for seed in system_seeds(hp, name)][job - 1::nj]
     for name, seed in units:
         train_system(name, seed, stage, hp)
-    print(f"pretrain: group {group}, job {job}/{nj}: {len(units)} (system, seed) run(s) ready")
+    log.info("pretrain: group %s, job %d/%d: %d (system, seed) run(s) ready", group, job, nj, len(units))
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def load_runs(exp: Path, hp: dict, system: str, name: str) -> list[dict] | str:
             "not run: stage 5 produced no result"
     if system not in hp["systems"]:
         return "not run: not in this config"
-    runs = [read_json(run_dir(exp, hp, system, seed) / name) for seed in system_seeds(hp, system)]
+    runs = [read_json(run_dir(exp, system, seed) / name) for seed in system_seeds(hp, system)]
     runs = [r for r in runs if r is not None]
     return runs or "not run: stage 5 produced no result"
 
@@ -178,7 +178,7 @@ def table2(exp: Path, hp: dict, vcc: str) -> ResultTable:
     for label, system, dim, total, *nums in TABLE2:
         runs = load_runs(exp, hp, system, "mos_vcc.json")
         meta = read_json((system_dir(exp, system) if system not in hp["systems"] else
-                          run_dir(exp, hp, system, system_seeds(hp, system)[0])) / "meta.json") or {}
+                          run_dir(exp, system, system_seeds(hp, system)[0])) / "meta.json") or {}
         if isinstance(runs, str):
             rows[label] = [runs, None, None, None, None, None]
         else:
@@ -281,7 +281,7 @@ def throughput_table(exp: Path, hp: dict) -> ResultTable:
     rows = {}
     for group in ("pase", "control", "masked", "plus"):
         for system in system_names(hp, group):
-            metas = [read_json(run_dir(exp, hp, system, seed) / "meta.json") or {} for seed in system_seeds(hp, system)]
+            metas = [read_json(run_dir(exp, system, seed) / "meta.json") or {} for seed in system_seeds(hp, system)]
             first = metas[0]
             rows[system] = [first.get("device"), first.get("train_utts"), first.get("epochs"), len(metas),
                             sum(float(m.get("train_seconds") or 0.0) for m in metas),

@@ -2,9 +2,9 @@
 
 A system is a config entry `{encoder: pase|masked|logmel, data: noisy|clean, workers: [...],
 plus: bool, train: bool, seeds: N}`; every row of the paper's tables is one system. It is
-pre-trained once per seed of `pretrain_seeds` (the first N with `seeds: N`): the first seed's
-encoder lives in exp/<tag>/encoders/<system>/ (encoder.pt + meta.json, all `predict` needs), the
-others in encoders/<system>/seed<k>/.
+pre-trained once per seed of `pretrain_seeds` (the first N with `seeds: N`): its
+runs live in exp/<tag>/encoders/<system>/seed<k>/ (encoder.pt + meta.json, all `predict` needs,
+beside the kit's training files); `predict` loads the lowest seed's.
 """
 from __future__ import annotations
 
@@ -42,10 +42,22 @@ def system_seeds(hp: dict, name: str) -> list[int]:
     return seeds[: int(hp["systems"][name].get("seeds", len(seeds)))]
 
 
-def run_dir(exp_dir: str | Path, hp: dict, name: str, seed: int) -> Path:
-    """Folder of one (system, pre-training seed) run; the first seed's is the system folder."""
+def run_name(name: str, seed: int) -> str:
+    """One (system, pre-training seed) run as the kit's system name: exp/<tag>/<run_name>/."""
+    return f"encoders/{name}/seed{seed}"
+
+
+def run_dir(exp_dir: str | Path, name: str, seed: int) -> Path:
+    """Folder of one (system, pre-training seed) run."""
+    return Path(exp_dir) / run_name(name, seed)
+
+
+def model_dir(exp_dir: str | Path, name: str) -> Path:
+    """What `predict` loads for a system: its first pre-training seed's run (lowest seed number
+    present), else the system folder itself (external encoders; or a missing one, named)."""
     folder = system_dir(exp_dir, name)
-    return folder if seed == system_seeds(hp, name)[0] else folder / f"seed{seed}"
+    seeds = sorted((int(p.name[4:]), p) for p in folder.glob("seed*") if p.name[4:].isdigit()) if folder.is_dir() else []
+    return seeds[0][1] if seeds else folder
 
 
 def encoder_kwargs(hp: dict, spec: dict) -> dict:
