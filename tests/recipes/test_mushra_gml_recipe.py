@@ -110,6 +110,9 @@ def test_predict_mono_stereo_44k_and_lengths(finished, tmp_path):
     assert batch.returncode == 0, batch.stderr
     lines = (tmp_path / "scores.csv").read_text().splitlines()
     assert lines[0] == "file,mean,ci95,std" and len(lines) == 3
+    before = pairs.read_bytes()
+    clobber = _predict("--model", str(exp), "--pairs", str(pairs), "--out", str(pairs))
+    assert clobber.returncode == 1 and "overwrite an input" in clobber.stderr and pairs.read_bytes() == before
 
 
 def test_model_dir_of_another_recipe_is_refused(finished, tmp_path):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,8 @@ import torch
 
 from speechlib.io.audio import check_not_silent, read_audio, resample
 from speechlib.io.errors import InputError, exit_on_input_error
-from speechlib.io.inference import write_rows
+from speechlib.io.inference import Summary, write_rows
+from speechlib.io.progress import Progress
 from speechlib.metrics.mushra import distribution_std, sample_scores, t_ci_halfwidth
 from speechlib.nn.inse import StereoInSENet
 from speechlib.signal.codecs import align
@@ -133,22 +135,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def refuse_overwrite(out: str, pairs_csv: str, pairs: list[tuple[str, str]]) -> None:
+    """The scores file must not be the pairs csv or any audio it names (the front end's rule)."""
+    inputs = {os.path.realpath(pairs_csv)} | {os.path.realpath(p) for pair in pairs for p in pair}
+    if os.path.realpath(out) in inputs:
+        raise InputError("--out would overwrite an input", out)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    listener = Listener(resolve_model(args.model), args.device)
     pairs = read_pairs(args.pairs) if args.pairs else [(args.ref, args.deg)]
+    if args.pairs and args.out:
+        refuse_overwrite(args.out, args.pairs, pairs)
+    listener = Listener(resolve_model(args.model), args.device)
     rng = np.random.default_rng(args.seed)
     rows: dict[str, dict[str, float]] = {}
-    failed = 0
+    summary = Summary(total=len(pairs))
+    progress = Progress(len(pairs), "mushra_gml.predict", unit="pair", enabled=bool(args.pairs))
     for ref_path, deg_path in pairs:
+        name = f"{ref_path}|{deg_path}"
         try:
             mean, log_scale = listener([listener.load_pair(ref_path, deg_path, args.max_offset)])[0]
         except InputError as err:
             if not args.pairs:
                 raise
-            print(f"predict: refused: {err}", file=sys.stderr)
-            failed += 1
+            print(f"mushra_gml.predict: refused: {err}", file=sys.stderr)
+            summary.refused[name] = str(err)
+            progress.update()
             continue
         std = float(distribution_std(log_scale, listener.distribution)) if listener.distribution else math.nan
         ci = float(t_ci_halfwidth(std, args.listeners)) if listener.distribution else math.nan
@@ -162,12 +176,15 @@ def main(argv: list[str] | None = None) -> int:
                 print("simulated listener scores: " + " ".join(f"{s:.0f}" for s in np.clip(samples, 0, 100)))
         row = {"mean": mean, "ci95": ci, "std": std}
         row.update({f"sample{k + 1}": float(np.clip(s, 0, 100)) for k, s in enumerate(samples)})
-        rows[f"{ref_path}|{deg_path}"] = row
+        rows[name] = row
+        summary.done.append(name)
+        progress.update()
+    progress.close()
     if args.pairs:
         columns = tuple(next(iter(rows.values())).keys()) if rows else ("mean", "ci95", "std")
         write_rows(rows, columns, args.out)
-        print(f"predict: {len(rows)} done, {failed} refused of {len(pairs)}", file=sys.stderr)
-    return 1 if failed else 0
+        print(f"mushra_gml.predict: {summary.line()}", file=sys.stderr)
+    return summary.exit_code
 
 
 if __name__ == "__main__":

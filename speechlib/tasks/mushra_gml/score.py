@@ -28,7 +28,7 @@ from speechlib.io.atomic import atomic_path, atomic_write_text  # noqa: E402
 from speechlib.io.errors import InputError, exit_on_input_error  # noqa: E402
 from speechlib.metrics.correlation import lcc, srcc  # noqa: E402
 from speechlib.metrics.mushra import (NLLS, distribution_std, mean_and_ci, outlier_ratio,  # noqa: E402
-                                      panel_statistics, t_ci_halfwidth, test_set_metrics)
+                                      panel_statistics, rmse, t_ci_halfwidth, test_set_metrics)
 from speechlib.results.tables import ResultTable, write_results  # noqa: E402
 from speechlib.tasks.model_dir import load_model_dir  # noqa: E402
 from speechlib.tasks.mushra_gml.train import load_tests  # noqa: E402
@@ -90,6 +90,17 @@ def heldout_nll(pred: dict, subj: dict, distribution: str) -> float:
     return float(nll.numpy()[mask].mean())
 
 
+def in_sample(exp_dir: Path, system: str, seeds: list, test: dict) -> list[dict]:
+    """Per seed: RMSE of the mean scores and mean predicted std on a test the system trained on."""
+    subj = subjective(test)
+    out = []
+    for seed in seeds:
+        extra, outputs = predict(exp_dir / f"{system}_seed{seed}" / "model", test["features"])
+        pred = gml_statistics(extra, outputs, subj["n"])
+        out.append({"rmse": rmse(pred["mean"], subj["mean"]), "std_mean": float(np.mean(pred["std"]))})
+    return out
+
+
 def read_visqol(exp_dir: Path) -> dict[str, float]:
     parts = sorted((exp_dir / "visqol").glob("part.*.tsv"))
     if not parts:
@@ -149,23 +160,53 @@ def target_table(per_seed: dict, baseline: dict, order: list[str]) -> ResultTabl
                                 "the held-out stereo tests. ViSQOL's R_p beside it."))
 
 
-def figure1(exp_dir: Path, hp: dict) -> str:
-    """Training NLL per epoch (score points), logistic GML vs Gaussian GML."""
+def nll_curves(exp_dir: Path, hp: dict, systems: tuple[tuple[str, str, str], ...], splits: tuple[str, ...],
+               title: str, name: str) -> str:
+    """NLL per score (score points) per epoch of every seed of `systems` ((system, colour, label)),
+    solid for training, dashed for the validation fold."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for system, colour, label in (("gml", "tab:blue", "Logistic"), ("gml_gaussian", "tab:red", "Gaussian")):
+    for system, colour, label in systems:
         seeds = hp["figure1_seeds"] if system == "gml_gaussian" else hp["seeds"]
         for k, seed in enumerate(seeds):
             path = exp_dir / f"{system}_seed{seed}" / "loss_curve.json"
             if not path.is_file():
                 continue
             rows = json.loads(path.read_text())
-            ax.plot([r["epoch"] for r in rows], [r["train"]["nll_points"] for r in rows], color=colour,
-                    alpha=0.9 if k == 0 else 0.4, label=label if k == 0 else None)
+            for split, style in zip(splits, ("-", "--")):
+                points = [(r["epoch"], r[split]["nll_points"]) for r in rows if r.get(split)]
+                ax.plot(*zip(*points), style, color=colour, alpha=0.9 if k == 0 else 0.4,
+                        label=f"{label} ({split})" if k == 0 else None)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training NLL per score (score points)")
-    ax.set_title("Figure 1: NLL training losses (simulated panel)")
-    ax.legend()
-    return _save(fig, exp_dir / "figures" / "figure1_nll.png", exp_dir)
+    ax.set_ylabel("NLL per score (score points)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, exp_dir / "figures" / f"{name}.png", exp_dir)
+
+
+def figure1(exp_dir: Path, hp: dict) -> str:
+    """Training NLL per epoch (score points), logistic GML vs Gaussian GML."""
+    return nll_curves(exp_dir, hp, (("gml", "tab:blue", "Logistic"), ("gml_gaussian", "tab:red", "Gaussian")),
+                      ("train",), "Figure 1: NLL training losses (simulated panel)", "figure1_nll")
+
+
+def calibration_table(per_seed: dict, columns: list[str], panel_std: dict[str, float]) -> ResultTable:
+    """Where the predicted spread comes from: an NLL-trained model widens its distribution by its
+    own mean-score error, so its std should track sqrt(panel std^2 + RMSE^2), not the panel's."""
+    rows = {}
+    for system in per_seed:
+        rows[f"{LABELS[system]}: RMSE of means"] = [cell([m["rmse"] for m in per_seed[system][t]]) for t in columns]
+        rows[f"{LABELS[system]}: predicted std"] = [cell([m["std_mean"] for m in per_seed[system][t]])
+                                                    for t in columns]
+        rows[f"{LABELS[system]}: sqrt(panel std^2 + RMSE^2)"] = [
+            cell([math.sqrt(panel_std[t] ** 2 + m["rmse"] ** 2) for m in per_seed[system][t]]) for t in columns]
+    rows["panel std (subjective)"] = [f"{panel_std[t]:.2f}" for t in columns]
+    labels = [TEST_LABELS.get(t, f"{t} (training)") for t in columns]
+    return ResultTable("Calibration: mean-score error and predicted spread (score points)", labels, rows,
+                       caption=("Per test, training tests included (in-sample: their items were trained on). "
+                                "RMSE of predicted vs panel mean scores; mean predicted std of an individual "
+                                "score; the panel's mean per-item std. A model that fits the means to the "
+                                "panel's noise predicts about the panel std; an under-fitted one predicts "
+                                "about sqrt(panel std^2 + RMSE^2), i.e. CIs that are too wide."))
 
 
 def figure2(exp_dir: Path, train: list[dict], tests: list[dict]) -> str:
@@ -223,6 +264,7 @@ def main() -> None:
                 if "ci" in pred:
                     metrics["nll"] = heldout_nll(pred, subj, extra["distribution"])
                     metrics["ci_mean"] = float(np.mean(pred["ci"]))
+                    metrics.update(rmse=rmse(pred["mean"], subj["mean"]), std_mean=float(np.mean(pred["std"])))
                 per_seed[system][name].append(metrics)
         log.info("progress: scored %s (%d items, %d listeners)", name, len(subj["mean"]), listeners)
     order = list(hp["test_sets"])
@@ -265,8 +307,16 @@ def main() -> None:
     ]
     if {"gml", "gml_cutmix"} <= set(systems):
         tables.append(target_table(per_seed, baseline, order))
-    figures = [figure1(exp_dir, hp), figure2(exp_dir, list(load_tests(hp["data_folder"], role="train")),
-                                             list(tests.values()))]
+    train_tests = load_tests(hp["data_folder"], role="train")
+    calibration = {s: {**per_seed[s], **{t["name"]: in_sample(exp_dir, s, hp["seeds"], t) for t in train_tests}}
+                   for s in gmls}
+    columns = [t["name"] for t in train_tests] + order
+    panel_std = {t["name"]: float(np.mean(subjective(t)["std"])) for t in train_tests + list(tests.values())}
+    tables.append(calibration_table(calibration, columns, panel_std))
+    figures = [figure1(exp_dir, hp), figure2(exp_dir, train_tests, list(tests.values())),
+               nll_curves(exp_dir, hp, (("gml", "tab:blue", "GML"), ("gml_cutmix", "tab:orange", "GML w/ CutMix")),
+                          ("train", "valid"), "GML with and without CutMix: NLL per epoch (simulated panel)",
+                          "cutmix_nll_curves")]
     notes = ("Scores come from a **simulated listener panel** (speechlib/tasks/mushra_gml/panel.py), not from "
              "real listeners: the tables show that the recipe runs and how the systems compare on that "
              "panel, not the paper's results. Binaural tests: not run (no binaural data).")
