@@ -127,6 +127,14 @@ class ImageEncoder(nn.Module):
         return self.learnable["imgFC"](features)
 
 
+def build_image_tower(backbone: str, channels: list[int], timm_name: str, feature_dim: int, embed_dim: int,
+                      heads: int = 4, layers: int = 4, grid_size: int = 4, box_grid: int = 6) -> ImageEncoder:
+    """BriVL's image tower from config values (the recipe's `image_tower` block, also what a
+    model directory records): `backbone` small (mini) or timm (BriVL's EfficientNet)."""
+    return ImageEncoder(image_backbone(backbone, channels, timm_name), feature_dim, embed_dim, heads, layers,
+                        grid_size, box_grid)
+
+
 class TextBackbone(nn.Module):
     """Token + position embeddings with LayerNorm: the mini stand-in for BriVL's RoBERTa."""
 
@@ -280,3 +288,9 @@ def freeze(module: nn.Module) -> nn.Module:
     for param in module.parameters():
         param.requires_grad_(False)
     return module.eval()
+
+
+def build_text_tower(vocab_size: int, max_len: int, feature_dim: int, embed_dim: int, heads: int = 4,
+                     layers: int = 4) -> TextEncoder:
+    """BriVL's text tower from config values; the backbone is the mini stand-in for RoBERTa."""
+    return TextEncoder(TextBackbone(vocab_size, feature_dim, max_len), feature_dim, embed_dim, heads, layers)

@@ -42,8 +42,10 @@ def bench_embedding(hp: dict, clips: int = 64, seconds: float = 2.0) -> dict:
 
     wavs = 0.1 * torch.randn(clips, int(seconds * hp["sample_rate"]))
     result = {}
-    for name in ("wavbrivl", "wav2clip"):
-        model = AudioImageCLIP(hp[name], hp["image_tower"]).eval()   # embed_audio: the tower + normalise
+    from speechlib.tasks.audio2image.common import build
+
+    for name in ("wavbrivl", "wav2clip"):   # embed_audio: the audio tower + normalise
+        model = AudioImageCLIP(build(name, hp[name]), build("image_tower", hp["image_tower"])).eval()
         with torch.no_grad():
             model.embed_audio(wavs[:16])  # warm-up
             start = time.perf_counter()
@@ -60,8 +62,9 @@ def bench_generation(hp: dict, steps: int, pictures: int) -> dict:
     import torch.nn.functional as F
 
     from speechlib.nn.vqgan import generate_images, make_cutouts, spherical_distance_sq
+    from speechlib.tasks.audio2image.common import build
 
-    vq, tower = hp["vqgan"].eval(), hp["image_tower"].eval()
+    vq, tower = build("vqgan", hp["vqgan"]).eval(), build("image_tower", hp["image_tower"]).eval()
     for module in (vq, tower):
         for param in module.parameters():
             param.requires_grad_(False)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers import PYTHON, REPO, copy_recipe, run, write_tone
+from tests.helpers import PYTHON, REPO, run, write_tone
 
 pytestmark = pytest.mark.timeout(1800)   # the tiny run took 670 s on the loaded shared machine
 
@@ -21,10 +21,8 @@ def run_recipe(recipe: Path, mini: Path, *args: str) -> subprocess.CompletedProc
                env={"MAIN_ROOT": str(REPO), "SPEECHLIB_MINI": str(mini), "VGGSOUND_CSV": ""}, timeout=1700)
 
 
-def test_tiny_recipe_end_to_end(tmp_path, mini_small):
-    recipe = copy_recipe("audio2image", tmp_path)
-    out = run_recipe(recipe, mini_small)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+def test_tiny_recipe_end_to_end(tmp_path, mini_small, recipe_runs):
+    recipe = recipe_runs.get("audio2image")
     exp = recipe / "exp" / "tiny_audio2image"
     results = (exp / "RESULTS.md").read_text()
     for title in ("Audio -> picture retrieval", "Table 1 (automatic 2AFC, judge: classifier on real pictures)",
@@ -36,10 +34,12 @@ def test_tiny_recipe_end_to_end(tmp_path, mini_small):
     assert (exp / "figure4_generated.png").stat().st_size > 1000
     page = (exp / "2afc" / "index.html").read_text()
     assert "answer-neither" in page and '"target": "' in page
-    model = exp / "model"
-    for name in ("hyperparams.yaml", "image_tower.pt", "audio_wavbrivl_seed1.pt", "audio_wav2clip_seed2.pt",
-                 "vqgan.pt", "tokenizer.model"):
-        assert (model / name).is_file(), name
+    # the kit's layout: one directory per trained system, model directories in the one format
+    for system in ("brivl", "wavbrivl_seed1", "wav2clip_seed2", "vqgan", "judge"):
+        assert (exp / system / "loss_curve.png").is_file() and (exp / system / "train_log.txt").is_file(), system
+    for model_dir in ("model", "brivl/model", "wavbrivl_seed1/model", "wav2clip_seed2/model", "vqgan/model"):
+        assert (exp / model_dir / "model.json").is_file(), model_dir
+    assert (exp / "brivl" / "model" / "tokenizer.model").is_file()
 
     # user commands: one file, a directory, a wav.scp; inputs untouched
     sounds = tmp_path / "sounds"
@@ -66,10 +66,18 @@ def test_tiny_recipe_end_to_end(tmp_path, mini_small):
     # bad input: one line naming the file, non-zero exit
     bad = run([PYTHON, "-m", "speechlib.tasks.audio2image.generate", "--model", str(exp), "--in",
                str(tmp_path / "missing.wav"), "--out", str(tmp_path / "x.png")], env=env)
-    assert bad.returncode == 1 and "missing.wav: no such file" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    assert bad.returncode == 2 and "missing.wav" in bad.stderr and "does not exist" in bad.stderr
+    (sounds / "broken.wav").write_bytes(b"RIFF not really a wav")
+    gen = run([PYTHON, "-m", "speechlib.tasks.audio2image.generate", "--model", str(exp), "--in", str(sounds),
+               "--out", str(tmp_path / "pics2"), "--steps", "1"], env=env)
+    assert gen.returncode == 1 and "broken.wav" in gen.stderr and "2 done, 1 refused, 0 failed of 3" in gen.stdout
+    assert sorted(p.name for p in (tmp_path / "pics2").iterdir()) == ["low.png", "tone.png"]
     bad = run([PYTHON, "-m", "speechlib.tasks.audio2image.retrieve", "--model", str(tmp_path), "--in", str(tone),
                "--gallery", str(gallery)], env=env)
-    assert bad.returncode == 1 and "not an audio2image model directory" in bad.stderr
+    assert bad.returncode == 1 and "not a model directory" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    bad = run([PYTHON, "-m", "speechlib.tasks.audio2image.generate", "--model", str(exp / "wavbrivl_seed1" / "model"),
+               "--in", str(tone), "--out", str(tmp_path / "y.png")], env=env)   # no VQGAN in an audio tower's dir
+    assert bad.returncode == 1 and "audio_encoder model, not" in bad.stderr
 
     # a finished stage is skipped on a re-run
     out = run_recipe(recipe, mini_small, "--stage", "4", "--stop-stage", "4")

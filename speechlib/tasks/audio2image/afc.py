@@ -22,14 +22,18 @@ import json
 from pathlib import Path
 
 import numpy as np
+import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
 from speechlib.io.atomic import atomic_write_text
 from speechlib.io.errors import exit_on_input_error
 from speechlib.results.tables import ResultTable, write_results
-from speechlib.tasks.audio2image.common import (SYSTEMS, Tokenizer, augment, fmt_ci, load_weights, model_dir,
-                                                picture_tensor, read_pairs)
+from speechlib.nn.brivl import SmallConvBackbone
+from speechlib.tasks.audio2image.common import (SYSTEMS, ModelDir, Tokenizer, augment, fmt_ci, load, load_module,
+                                                pairs_dataset, picture_tensor, read_pairs, tower_dir)
+from speechlib.tasks.brain import RecipeBrain
+from speechlib.tasks.training import build_brain, fit, optimizer_from_config
 from speechlib.tasks.audio2image.human import CHOICES, table1, write_page
 from speechlib.tasks.stage import start_stage
 
@@ -37,36 +41,49 @@ PAPER_TABLE1 = {"positive": "72 - 78", "negative": "10 - 16", "neither": "9 - 15
 
 
 class Judge(torch.nn.Module):
-    """Backbone -> global average -> linear over classes."""
+    """SmallConvBackbone(channels) -> global average -> linear over classes."""
 
-    def __init__(self, backbone: torch.nn.Module, classes: int):
+    def __init__(self, channels: list[int], classes: int):
         super().__init__()
-        self.backbone = backbone
-        self.head = torch.nn.Linear(backbone.num_features, classes)
+        self.backbone = SmallConvBackbone(channels)
+        self.head = torch.nn.Linear(self.backbone.num_features, classes)
 
     def forward(self, pictures: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone.forward_features(pictures).mean(dim=(2, 3)))
 
 
-def train_judge(hp: dict, pictures: torch.Tensor, labels: torch.Tensor, classes: int, seed: int) -> Judge:
-    """Cross-entropy with BriVL's augmentation and random flips; class-balanced weights."""
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    judge = Judge(hp["judge_backbone"], classes)
-    optimiser = torch.optim.AdamW(judge.parameters(), lr=hp["lr_judge"], weight_decay=0.01)
-    counts = torch.bincount(labels, minlength=classes).float().clamp(min=1)
-    weights = counts.sum() / (classes * counts)
-    batch = int(hp["batch_size"])
-    for _ in range(int(hp["epochs_judge"])):
-        judge.train()
-        order = torch.randperm(len(labels), generator=generator)
-        for first in range(0, len(order), batch):
-            index = order[first:first + batch]
-            views = torch.stack([augmented_view(pictures[i], generator, hp) for i in index])
-            loss = F.cross_entropy(judge(views), labels[index], weight=weights)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+class JudgeBrain(RecipeBrain):
+    """Cross-entropy on the real training pictures (BriVL's augmentation from the dataset, plus
+    random flips), class-balanced weights; no validation set (the last epoch is kept)."""
+
+    needs = ("class_index", "class_weights")
+
+    def compute_forward(self, batch, stage):
+        images = batch.image.data.to(self.device)
+        if stage == sb.Stage.TRAIN:
+            flip = torch.rand(images.shape[0], device=self.device) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        return self.modules.judge(images)
+
+    def compute_objectives(self, logits, batch, stage):
+        labels = torch.tensor([self.class_index[label] for label in batch.label], device=self.device)
+        return F.cross_entropy(logits, labels, weight=self.class_weights.to(self.device))
+
+
+def train_judge(stage, classes: list[str]) -> Judge:
+    """The judge as system exp/<tag>/judge (the kit's layout; a finished one is reloaded)."""
+    hp = stage.hparams
+    train = pairs_dataset(f"{hp['data_folder']}/train", hp, train=True, audio=False, unique_pictures=True,
+                          extra_keys=("label",))
+    labels = torch.tensor([classes.index(train.data[key]["label"]) for key in train.data_ids])
+    counts = torch.bincount(labels, minlength=len(classes)).float().clamp(min=1)
+    judge = Judge(hp["judge_channels"], len(classes))
+    brain = build_brain(JudgeBrain, stage, "judge", {"judge": judge}, epochs=hp["epochs_judge"],
+                        optimizer=optimizer_from_config({"name": "AdamW", "lr": hp["lr_judge"],
+                                                         "weight_decay": hp["weight_decay"]}),
+                        class_index={c: i for i, c in enumerate(classes)},
+                        class_weights=counts.sum() / (len(classes) * counts))
+    fit(brain, train, None, train_loader_kwargs={"batch_size": hp["batch_size"], "shuffle": True})
     return judge.eval()
 
 
@@ -89,11 +106,10 @@ def view_threshold(prob_fn, pictures: torch.Tensor, labels: torch.Tensor, hp: di
     return float(torch.quantile(torch.cat(gaps), float(hp["afc_neither_quantile"])))
 
 
-def zero_shot_judge(hp: dict, directory: Path, classes: list[str]):
+def zero_shot_judge(hp: dict, model: ModelDir, classes: list[str]):
     """p(class | picture): softmax over classes of cos(tower(picture), text tower(class name)) / T."""
-    tower = load_weights(hp["image_tower"], directory / "image_tower.pt").eval()
-    text_tower = load_weights(hp["text_tower"], directory / "text_tower.pt").eval()
-    tokenizer = Tokenizer(directory / "tokenizer.model", hp["max_text_len"])
+    tower, text_tower = load_module(model, "image_tower"), load_module(model, "text_tower")
+    tokenizer = Tokenizer(model.path / "tokenizer.model", hp["max_text_len"])
     with torch.no_grad():
         ids = torch.nn.utils.rnn.pad_sequence([tokenizer(c.replace("/", " ")) for c in classes], batch_first=True)
         class_text = F.normalize(text_tower(ids), dim=-1)
@@ -136,7 +152,7 @@ def main() -> None:
         found = {row["image"]: row["label"] for row in pairs.values()}
         return sorted(found), [found[p] for p in sorted(found)]
 
-    train_paths, train_labels = unique_pictures(train)
+    _, train_labels = unique_pictures(train)
     classes = sorted(set(train_labels))
     valid_paths, valid_labels = unique_pictures(valid)
     valid_keep = [i for i, label in enumerate(valid_labels) if label in classes]
@@ -144,11 +160,11 @@ def main() -> None:
     left_out = len(test) - len(utts)
     labels = [test[u]["label"] for u in utts]
     to_index = lambda names: torch.tensor([classes.index(n) for n in names])  # noqa: E731
-    judge = train_judge(hp, torch.stack([picture_tensor(p, size) for p in train_paths]), to_index(train_labels),
-                        len(classes), seed)
+    judge = train_judge(stage, classes)
     judges = {"classifier on real pictures": lambda x: torch.softmax(judge(x), dim=-1)}
-    if (model_dir(exp) / "text_tower.pt").is_file():   # absent when BriVL's image tower was loaded
-        judges["image-text zero-shot prompts"] = zero_shot_judge(hp, model_dir(exp), classes)
+    image_text = load(tower_dir(exp), "image_text")
+    if image_text.has("text_tower"):   # absent when BriVL's image tower was loaded
+        judges["image-text zero-shot prompts"] = zero_shot_judge(hp, image_text, classes)
     valid_pictures = torch.stack([picture_tensor(valid_paths[i], size) for i in valid_keep])
     valid_index = to_index([valid_labels[i] for i in valid_keep])
     real_test = torch.stack([picture_tensor(test[u]["image"], size) for u in utts])
@@ -262,16 +278,32 @@ def write_report(stage, automatic: dict) -> None:
         [fmt_ci(*diff["over_seeds"][3], scale=1.0), fmt_ci(*diff["accuracy_over_seeds"])]
     rows["WavBriVL - Wav2CLIP (seed-averaged, bootstrap over stamps)"] = \
         [fmt_ci(*diff["bootstrap_stamps"][j]) for j in range(3)] + ["–", "–"]
+    oracle = metrics["class_oracle"]
+    rows["class oracle (each sound replaced by its class prototype)"] = [
+        fmt_ci(oracle["metrics"][j], oracle["low"][j], oracle["high"][j]) for j in range(3)] + [
+        fmt_ci(oracle["metrics"][3], oracle["low"][3], oracle["high"][3], scale=1.0), "100"]
     chance = metrics["chance"]
     rows["chance"] = [f"{100 * c:.1f}" for c in chance[:3]] + [f"{chance[3]:.1f}",
                                                                 f"{100 * metrics['chance_accuracy']:.1f}"]
+    seen_rows = {f"{names[s]} seed {run['seed']}": [f"{100 * v:.1f}" for v in run["train_metrics"][:3]] +
+                 [f"{run['train_metrics'][3]:.1f}"] for s in SYSTEMS for run in systems[s]["runs"]}
+    train_chance = metrics["train_chance"]
+    seen_rows["chance"] = [f"{100 * c:.1f}" for c in train_chance[:3]] + [f"{train_chance[3]:.1f}"]
+    seen = ResultTable(
+        title="Audio -> picture retrieval on the training pairs (not held out: did the audio tower learn?)",
+        columns=columns[:4], rows=seen_rows,
+        caption=(f"{metrics['train_queries']} training sounds against a gallery of the {metrics['train_gallery']} "
+                 "training pictures, first max_seconds of each sound, no augmentation. A fit, not a generalisation "
+                 "measure."))
     tables.insert(0, ResultTable(
         title="Audio -> picture retrieval and zero-shot classification on the held-out pairs (beyond the paper)",
         columns=columns, rows=rows,
         caption=(f"{metrics['queries']} test sounds, gallery of {metrics['gallery']} test pictures, "
                  f"{metrics['classified']} sounds classified over {metrics['classes']} class prototypes. "
                  "Per seed: 95 % CI by bootstrap over test stamps; over seeds: Student-t. The paper reports "
-                 "no retrieval or classification number.")))
+                 "no retrieval or classification number. Class oracle: what an audio tower that knew each test "
+                 "sound's class exactly, and nothing finer, would score with this image tower (bootstrap CI).")))
+    tables.insert(1, seen)
     tables.insert(0, targets_table(metrics, automatic))
     tables.append(ResultTable(
         title="Generation speed", columns=["seconds per picture", "steps", "cutouts", "device"],

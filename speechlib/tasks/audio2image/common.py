@@ -1,16 +1,16 @@
 """What the audio2image stages share: pictures as tensors, BriVL's augmentation, the tokenizer,
-the datasets, one Brain for every contrastive training, embeddings, and the model directory.
+the datasets, one Brain for every contrastive training, embeddings, and the model directories.
 
 Pictures are tensors in [-1, 1] (the VQGAN decoder's range), so the image tower sees generated
-and real pictures the same way. The model directory `exp/<tag>/model/` holds what the user
-commands need: `hyperparams.yaml` (the resolved config), `image_tower.pt`, `tokenizer.model`,
-`audio_<system>.pt` and `vqgan.pt`.
+and real pictures the same way. Every trained module is exported in the project's one model
+directory format (speechlib.tasks.model_dir): model.json records each module's builder and
+config values, so the stages after training and the user commands build from it, never from a
+config file (layout below, "model directories").
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +19,17 @@ import torch
 import torch.nn.functional as F
 
 from speechlib.data.image_pairs import load_rgb
-from speechlib.io.atomic import atomic_path
 from speechlib.io.errors import InputError
 from speechlib.io.inference import equal_length_batches
 from speechlib.io.kaldi import read_dict
+from speechlib.nn.audio_image import Wav2CLIPEncoder, WavBriVLEncoder
+from speechlib.nn.brivl import build_image_tower, build_text_tower
+from speechlib.nn.vqgan import VQModel
 from speechlib.tasks.brain import RecipeBrain
+from speechlib.tasks.model_dir import MANIFEST, ModelDir, load_model_dir, save_model_dir
 
 log = logging.getLogger(__name__)
+RECIPE = "audio2image"
 SYSTEMS = ("wavbrivl", "wav2clip")
 _SAID_MODES: set[str] = set()
 
@@ -107,10 +111,10 @@ def crop_or_pad(signal: torch.Tensor, samples: int, generator: torch.Generator |
 
 
 def pairs_dataset(data_dir: str | Path, hp: dict, train: bool, tokenizer: Tokenizer | None = None,
-                  audio: bool = True, unique_pictures: bool = False):
+                  audio: bool = True, unique_pictures: bool = False, extra_keys: tuple[str, ...] = ()):
     """DynamicItemDataset with `id`, `image` (augmented when training), and `sig` (audio) and/or
-    `ids` (tokens of the text). `unique_pictures`: one item per picture (image-text pre-training
-    uses every text of the picture at random instead)."""
+    `ids` (tokens of the text), plus the pairs' `extra_keys` (e.g. label). `unique_pictures`: one
+    item per picture (image-text pre-training uses every text of the picture at random instead)."""
     from speechlib.io.audio import load_audio
 
     pairs = read_pairs(data_dir)
@@ -164,18 +168,19 @@ def pairs_dataset(data_dir: str | Path, hp: dict, train: bool, tokenizer: Tokeni
 
         dataset.add_dynamic_item(read_text)
         keys.append("ids")
-    dataset.set_output_keys(keys)
+    dataset.set_output_keys(keys + list(extra_keys))
     return dataset
 
 
 # --- training ---------------------------------------------------------------------------------
 
 class ContrastiveBrain(RecipeBrain):
-    """One Brain for every training here: the model module computes its own loss.
+    """One Brain for every contrastive training here: the model module computes its own loss.
 
     `modules.model` is BriVL (images, token ids), AudioImageMoCo or AudioImageCLIP (audio,
     lengths, images); the momentum updates and queue updates happen inside their forward.
-    The best checkpoint is the one with the lowest validation loss.
+    The learning rate rises linearly over the first `warmup_steps` updates (hparams `lr`,
+    `warmup_steps`). The last epoch is kept (see train_contrastive).
     """
 
     def compute_forward(self, batch, stage):
@@ -190,64 +195,91 @@ class ContrastiveBrain(RecipeBrain):
     def compute_objectives(self, loss, batch, stage):
         return loss
 
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        if stage == sb.Stage.TRAIN:
-            self.train_loss = stage_loss
-        elif stage == sb.Stage.VALID:
-            self.hparams.train_logger.log_stats({"epoch": epoch}, train_stats={"loss": self.train_loss},
-                                                valid_stats={"loss": stage_loss})
-            self.checkpointer.save_and_keep_only(meta={"loss": stage_loss}, min_keys=["loss"], num_to_keep=1)
+    def fit_batch(self, batch):
+        warmup = int(self.hparams.warmup_steps)
+        scale = min(1.0, (self.optimizer_step + 1) / warmup) if warmup > 0 else 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(self.hparams.lr) * scale
+        return super().fit_batch(batch)
 
 
-def fit(stage, model: torch.nn.Module, train, valid, save_folder: Path, epochs: int, lr: float,
-        batch_size: int) -> torch.nn.Module:
-    """Train `model` (resuming from save_folder after a kill), then load its best checkpoint.
+def train_contrastive(stage, system: str, model: torch.nn.Module, train, valid, epochs: int,
+                      lr: float) -> torch.nn.Module:
+    """Train `model` as exp/<tag>/<system>/ (the kit's layout; a killed training resumes, a
+    changed config retrains) for its fixed number of epochs and keep the last one: at mini scale
+    the validation pairs are stamps (pictures, words, sounds) never seen in training, so their
+    loss measures transfer that ~60 training pictures cannot give, and choosing by it would keep
+    the least-trained model; the validation loss is logged (loss_curve.png) all the same."""
+    from speechlib.tasks.training import build_brain, fit, optimizer_from_config  # TensorBoard: not for user commands
 
-    Callers name save_folder after the config fingerprint: a changed config starts afresh
-    instead of resuming from checkpoints of another architecture."""
-    from speechbrain.utils.checkpoints import Checkpointer
-    from speechbrain.utils.epoch_loop import EpochCounter
-    from speechbrain.utils.train_logger import FileTrainLogger
-
-    from speechlib.tasks.stage import announce_resume
-
-    counter = EpochCounter(epochs)
-    checkpointer = Checkpointer(save_folder, recoverables={"model": model, "counter": counter})
-    hparams = {"train_logger": FileTrainLogger(str(save_folder / "train_log.txt"))}
-    brain = ContrastiveBrain(modules={"model": model}, opt_class=lambda params: torch.optim.AdamW(
-        [p for p in params if p.requires_grad], lr=lr, weight_decay=0.01),
-        hparams=hparams, run_opts=stage.run_opts, checkpointer=checkpointer)
-    announce_resume(checkpointer)
+    hp = stage.hparams
+    optimizer = optimizer_from_config({"name": "AdamW", "lr": lr, "weight_decay": hp["weight_decay"]})
+    brain = build_brain(ContrastiveBrain, stage, system, {"model": model}, optimizer=optimizer, epochs=epochs,
+                        hparams={"lr": lr, "warmup_steps": hp["warmup_steps"]})
     # drop_last keeps every batch >= 2 pairs (in-batch losses) and the queue's FIFO order simple
-    brain.fit(counter, train, valid,
-              train_loader_kwargs={"batch_size": batch_size, "shuffle": True, "drop_last": True},
-              valid_loader_kwargs={"batch_size": batch_size})
-    checkpointer.recover_if_possible(min_key="loss")
+    fit(brain, train, valid, train_loader_kwargs={"batch_size": hp["batch_size"], "shuffle": True, "drop_last": True},
+        valid_loader_kwargs={"batch_size": hp["batch_size"]})
     return model.eval()
 
 
-def save_weights(module: torch.nn.Module, path: Path) -> None:
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(module.state_dict(), tmp)
+# --- model directories (speechlib.tasks.model_dir) ------------------------------------------------
+# exp/<tag>/brivl/model            kind image_text:    image_tower, text_tower (+ tokenizer.model)
+# exp/<tag>/<system>_seed<N>/model kind audio_encoder: audio, image_tower
+# exp/<tag>/vqgan/model            kind vqgan:         vqgan
+# exp/<tag>/model                  kind audio2image:   image_tower, vqgan, audio_<system> (the `seed`
+#                                  seed of each system): what generate and retrieve load
+
+BUILDERS = {"image_tower": build_image_tower, "text_tower": build_text_tower, "wavbrivl": WavBriVLEncoder,
+            "wav2clip": Wav2CLIPEncoder, "vqgan": VQModel}
+GENERATION_KEYS = ("image_size", "max_seconds", "latent_size", "gen_steps", "gen_lr", "gen_cutouts",
+                   "gen_min_fraction", "gen_cut_size", "temperature", "max_text_len")
 
 
-def load_weights(module: torch.nn.Module, path: Path) -> torch.nn.Module:
-    from speechlib.nn.pretrained import load_strict, read_checkpoint
-
-    load_strict(module, read_checkpoint(path), str(path), type(module).__name__)
-    return module
+def tower_dir(exp_dir: str | Path) -> Path:
+    return Path(exp_dir) / "brivl" / "model"
 
 
-def model_dir(exp_dir: str | Path) -> Path:
+def audio_dir(exp_dir: str | Path, system: str, seed: int) -> Path:
+    return Path(exp_dir) / f"{system}_seed{seed}" / "model"
+
+
+def vqgan_dir(exp_dir: str | Path) -> Path:
+    return Path(exp_dir) / "vqgan" / "model"
+
+
+def user_dir(exp_dir: str | Path) -> Path:
     return Path(exp_dir) / "model"
 
 
-def install_config(stage) -> None:
-    """Copy the stage's resolved config into the model directory (what the user commands build
-    from); every stage that writes model weights does, so it describes the newest weights."""
-    target = model_dir(stage.exp_dir) / "hyperparams.yaml"
-    with atomic_path(target, suffix=".yaml") as tmp:
-        shutil.copyfile(stage.exp_dir / "conf" / f"{stage.name}.yaml", tmp)
+def build(name: str, config: dict) -> torch.nn.Module:
+    """A module of the recipe from its config values (`name`: a key of BUILDERS)."""
+    return BUILDERS[name](**config)
+
+
+def export(stage, path: Path, kind: str, system: str, modules: dict[str, tuple[str, torch.nn.Module]]) -> Path:
+    """Write a model directory; `modules`: weight name -> (builder name, module). The builder's
+    config values and the generation settings go into model.json."""
+    hp = stage.hparams
+    configs = {name: {"builder": builder, "args": hp[builder]} for name, (builder, _) in modules.items()}
+    return save_model_dir(path, recipe=RECIPE, kind=kind, system=system, sample_rate=hp["sample_rate"],
+                          modules={name: module for name, (_, module) in modules.items()}, configs=configs,
+                          corpus=hp["corpus"], extra={key: hp[key] for key in GENERATION_KEYS})
+
+
+def load(path: str | Path, kind: str | tuple[str, ...]) -> ModelDir:
+    return load_model_dir(path, RECIPE, kind)
+
+
+def load_module(model: ModelDir, name: str, frozen: bool = True) -> torch.nn.Module:
+    """Weight `name` of a model directory built by its recorded builder (strict), eval mode."""
+    if not model.has(name):
+        raise InputError(f"{model.describe()} has no '{name}'", str(model.path))
+    spec = model.config[name]
+    module = model.build(name, lambda **_: build(spec["builder"], spec["args"]))
+    if frozen:
+        for param in module.parameters():
+            param.requires_grad_(False)
+    return module
 
 
 # --- embeddings -------------------------------------------------------------------------------
@@ -274,18 +306,20 @@ def embed_sounds(model: torch.nn.Module, signals: list[torch.Tensor], batch_size
     return torch.stack(out) if out else torch.empty(0)  # type: ignore[arg-type]
 
 
-def read_signals(wavs: list[str], hp: dict, names: list[str] | None = None) -> list[torch.Tensor]:
-    """First max_seconds of each file at the recipe's rate, mono."""
+def load_signal(spec: str, sample_rate: int, max_seconds: float, name: str | None = None) -> torch.Tensor:
+    """The first max_seconds of a recording (a file or a wav.scp entry, pipes included) at
+    `sample_rate`, mono (channels averaged)."""
     from speechlib.io.audio import load_audio
 
-    samples = int(hp["max_seconds"] * hp["sample_rate"])
-    result = []
-    for index, wav in enumerate(wavs):
-        signal, _ = load_audio(wav, hp["sample_rate"], utt=names[index] if names else None,
-                               on_rate_mismatch="resample")
-        signal = signal if signal.ndim == 1 else signal.mean(axis=1)
-        result.append(torch.from_numpy(np.ascontiguousarray(signal[:samples])))
-    return result
+    signal, _ = load_audio(spec, sample_rate, utt=name, on_rate_mismatch="resample")
+    signal = signal if signal.ndim == 1 else signal.mean(axis=1)
+    return torch.from_numpy(np.ascontiguousarray(signal[: int(max_seconds * sample_rate)]))
+
+
+def read_signals(wavs: list[str], hp: dict, names: list[str] | None = None) -> list[torch.Tensor]:
+    """First max_seconds of each file at the recipe's rate, mono."""
+    return [load_signal(wav, hp["sample_rate"], hp["max_seconds"], names[i] if names else None)
+            for i, wav in enumerate(wavs)]
 
 
 # --- statistics -------------------------------------------------------------------------------

@@ -23,9 +23,8 @@ import torch
 
 from speechlib.io.atomic import atomic_write_text
 from speechlib.io.errors import exit_on_input_error
-from speechlib.tasks.audio2image.common import (SYSTEMS, bootstrap_ci, embed_pictures, embed_sounds, load_weights,
-                                                model_dir, read_pairs, read_signals, t_ci)
-from speechlib.tasks.audio2image.train import audio_weights_path
+from speechlib.tasks.audio2image.common import (SYSTEMS, audio_dir, bootstrap_ci, embed_pictures, embed_sounds, load,
+                                                load_module, read_pairs, read_signals, t_ci, tower_dir)
 from speechlib.tasks.stage import Option, start_stage
 
 KS = (1, 5, 10)
@@ -60,19 +59,26 @@ def cluster_bootstrap(rows: np.ndarray, clusters: np.ndarray, n_boot: int, seed:
     return out
 
 
-def load_audio_model(hp: dict, system: str, path):
-    encoder = hp["wavbrivl"] if system == "wavbrivl" else hp["wav2clip"]
-    load_weights(encoder, path)
+class AudioEmbedder(torch.nn.Module):
+    """An exported audio tower with the training modules' `embed_audio` (L2-normalised)."""
 
-    class Embedder(torch.nn.Module):  # the same embed_audio interface as the training modules
-        def __init__(self):
-            super().__init__()
-            self.audio = encoder
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.audio = encoder.eval()
 
-        def embed_audio(self, wavs, lengths):
-            return torch.nn.functional.normalize(self.audio(wavs, lengths), dim=-1)
+    def embed_audio(self, wavs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.audio(wavs, lengths), dim=-1)
 
-    return Embedder().eval()
+
+def retrieval_set(tower, pairs: dict, hp: dict):
+    """(utts, gallery embeddings (one per stamp), each sound's picture index, its stamp, signals)."""
+    utts = sorted(pairs)
+    stamps = sorted({pairs[u]["stamp"] for u in utts})
+    picture_of = {pairs[u]["stamp"]: pairs[u]["image"] for u in utts}
+    gallery = embed_pictures(tower, [picture_of[s] for s in stamps], hp["image_size"])
+    target = np.array([stamps.index(pairs[u]["stamp"]) for u in utts])
+    clusters = np.array([pairs[u]["stamp"] for u in utts])
+    return utts, gallery, target, clusters, read_signals([pairs[u]["wav"] for u in utts], hp, utts)
 
 
 def main() -> None:
@@ -84,14 +90,10 @@ def main() -> None:
         print(f"evaluate: {out_path} is up to date")
         return
     data = hp["data_folder"]
-    tower = load_weights(hp["image_tower"], model_dir(stage.exp_dir) / "image_tower.pt").eval()
+    tower = load_module(load(tower_dir(stage.exp_dir), "image_text"), "image_tower")
     test = read_pairs(f"{data}/test")
-    utts = sorted(test)
-    stamps = sorted({test[u]["stamp"] for u in utts})
-    picture_of = {test[u]["stamp"]: test[u]["image"] for u in utts}
-    gallery = embed_pictures(tower, [picture_of[s] for s in stamps], hp["image_size"])
-    target = np.array([stamps.index(test[u]["stamp"]) for u in utts])
-    clusters = np.array([test[u]["stamp"] for u in utts])
+    utts, gallery, target, clusters, signals = retrieval_set(tower, test, hp)
+    train_set = retrieval_set(tower, read_pairs(f"{data}/train"), hp)
     seen = {**read_pairs(f"{data}/train"), **read_pairs(f"{data}/valid")}
     by_class: dict[str, set[str]] = defaultdict(set)
     for row in seen.values():
@@ -101,22 +103,34 @@ def main() -> None:
         [embed_pictures(tower, sorted(by_class[c]), hp["image_size"]).mean(0) for c in classes]), dim=-1)
     has_class = np.array([test[u]["label"] in by_class for u in utts])
     labels = np.array([classes.index(test[u]["label"]) if has_class[i] else -1 for i, u in enumerate(utts)])
-    signals = read_signals([test[u]["wav"] for u in utts], hp, utts)
+    # the ceiling of class knowledge: each sound replaced by its class prototype (all seen pictures
+    # when its class has none); an audio tower that knew every test sound's class exactly, and
+    # nothing finer, would rank the held-out pictures so
+    oracle_queries = torch.stack([prototypes[labels[i]] if has_class[i] else
+                                  torch.nn.functional.normalize(prototypes.mean(0), dim=0) for i in range(len(utts))])
+    oracle_rows = per_query_metrics(ranks_of(oracle_queries, gallery, target))
+    oracle_boot = cluster_bootstrap(oracle_rows, clusters, int(hp["bootstrap"]), 0)
     n_boot = int(hp["bootstrap"])
-    result: dict = {"gallery": len(stamps), "queries": len(utts), "classes": len(classes),
-                    "classified": int(has_class.sum()), "seeds": seeds, "systems": {}}
+    result: dict = {"gallery": len(gallery), "queries": len(utts), "classes": len(classes),
+                    "classified": int(has_class.sum()), "seeds": seeds, "systems": {},
+                    "train_gallery": len(train_set[1]), "train_queries": len(train_set[0]),
+                    "class_oracle": {"metrics": summarise(oracle_rows).tolist(),
+                                     "low": np.quantile(oracle_boot, 0.025, axis=0).tolist(),
+                                     "high": np.quantile(oracle_boot, 0.975, axis=0).tolist()}}
     rows_by: dict[str, list[np.ndarray]] = {}
     for system in SYSTEMS:
         runs = []
         for seed in seeds:
-            model = load_audio_model(hp, system, audio_weights_path(stage.exp_dir, system, seed))
+            model = AudioEmbedder(load_module(load(audio_dir(stage.exp_dir, system, seed), "audio_encoder"), "audio"))
             audio = embed_sounds(model, signals)
             ranks = ranks_of(audio, gallery, target)
             rows = per_query_metrics(ranks)
             predicted = (audio[has_class] @ prototypes.T).argmax(1).numpy()
             correct = (predicted == labels[has_class]).astype(float)
             boot = cluster_bootstrap(rows, clusters, n_boot, seed)
+            train_ranks = ranks_of(embed_sounds(model, train_set[4]), train_set[1], train_set[2])
             runs.append({"seed": seed, "metrics": summarise(rows).tolist(),
+                         "train_metrics": summarise(per_query_metrics(train_ranks)).tolist(),
                          "low": np.quantile(boot, 0.025, axis=0).tolist(),
                          "high": np.quantile(boot, 0.975, axis=0).tolist(),
                          "accuracy": bootstrap_ci(correct, n_boot=n_boot, seed=seed)})
@@ -142,11 +156,12 @@ def main() -> None:
         "accuracy_over_seeds": t_ci(acc_diff),
         "bootstrap_stamps": [[float(delta[:, j].mean()), float(np.quantile(boot[:, j], 0.025)),
                               float(np.quantile(boot[:, j], 0.975))] for j in range(len(KS))]}
-    result["chance"] = [k / len(stamps) for k in KS] + [(len(stamps) + 1) / 2]
+    result["chance"] = [k / len(gallery) for k in KS] + [(len(gallery) + 1) / 2]
+    result["train_chance"] = [k / len(train_set[1]) for k in KS] + [(len(train_set[1]) + 1) / 2]
     result["chance_accuracy"] = 1 / len(classes)
     atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
     stage.mark_done()
-    print(f"evaluate: {len(utts)} test sounds, gallery {len(stamps)} pictures; wrote {out_path}")
+    print(f"evaluate: {len(utts)} test sounds, gallery {len(gallery)} pictures; wrote {out_path}")
 
 
 if __name__ == "__main__":

@@ -2,20 +2,26 @@
 
     python -m speechlib.tasks.audio2image.retrieve --model exp/mini_audio2image --in dog.wav \
         --gallery pictures/ [--top 5] [--system wavbrivl]
+    python -m speechlib.tasks.audio2image.retrieve --model exp/x/wav2clip_seed2/model --in sounds/ --gallery pics/
 
-`--in` is an audio file, a directory of audio files or a wav.scp; `--gallery` a directory of
-pictures (png, jpg, ...). Prints, per sound, the top-k pictures with their cosine similarity
-(tab-separated: sound, rank, picture, similarity). Pictures that cannot be read are skipped by
-name; non-RGB pictures are converted (said once).
+`--model`: exp/<tag> (its model/ directory), or one audio tower's exp/<tag>/<system>_seed<N>/model.
+`--in` is an audio file, a directory (recursive) or a wav.scp (pipes included), resolved by the
+project's input front end; `--gallery` a directory of pictures (png, jpg, ...). Prints, per sound,
+the top-k pictures with their cosine similarity (tab-separated: sound, rank, picture,
+similarity). A sound or picture that cannot be read is named and skipped; non-RGB pictures are
+converted (said once). The last line (stderr) is the summary; exit status 1 if a sound was refused.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from speechlib.io.errors import InputError, exit_on_input_error
-from speechlib.tasks.audio2image.common import SYSTEMS, embed_pictures, picture_tensor, read_signals
-from speechlib.tasks.audio2image.generate import LoadedModel, list_inputs
+from speechlib.io.inference import Summary
+from speechlib.io.inputs import plan
+from speechlib.tasks.audio2image.common import SYSTEMS, embed_pictures, picture_tensor
+from speechlib.tasks.audio2image.generate import LoadedModel, read_items
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -30,30 +36,39 @@ def gallery_files(directory: str) -> list[str]:
     return files
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="exp/<tag> of a finished recipe run")
+def main(argv: list[str] | None = None) -> int:
+    prog = "audio2image.retrieve"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="exp/<tag> of a finished recipe run, or a model dir")
     parser.add_argument("--in", dest="inputs", required=True, help="audio file, directory or wav.scp")
     parser.add_argument("--gallery", required=True, help="directory of pictures")
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--system", default="wavbrivl", choices=SYSTEMS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    the_plan = plan(args.inputs, None)
     model = LoadedModel(args.model, args.system, vqgan=False)
+    size = model.settings["image_size"]
     pictures = []
     for path in gallery_files(args.gallery):
         try:
-            picture_tensor(path, model.hp["image_size"])
+            picture_tensor(path, size)
             pictures.append(path)
         except InputError as err:
-            print(f"retrieve: skipped {path}: {err.message}")
-    gallery = embed_pictures(model.tower, pictures, model.hp["image_size"])
-    items = list_inputs(args.inputs)
-    sounds = model.embed(read_signals([p for _, p in items], model.hp, [n for n, _ in items]))
-    similarity = sounds @ gallery.T
-    top = similarity.topk(min(args.top, len(pictures)), dim=1)
-    for (name, _), values, indices in zip(items, top.values, top.indices):
-        for rank, (value, index) in enumerate(zip(values.tolist(), indices.tolist()), 1):
-            print(f"{name}\t{rank}\t{pictures[index]}\t{value:.4f}")
+            print(f"{prog}: skipped picture {path}: {err.message}", file=sys.stderr)
+    if not pictures:
+        raise InputError("no readable picture in the gallery", args.gallery)
+    gallery = embed_pictures(model.tower, pictures, size)
+    summary = Summary(total=len(the_plan.items))
+    loaded = read_items(prog, the_plan.items, model, summary)
+    if loaded:
+        similarity = model.embed([signal for _, signal in loaded]) @ gallery.T
+        top = similarity.topk(min(args.top, len(pictures)), dim=1)
+        for (item, _), values, indices in zip(loaded, top.values, top.indices):
+            for rank, (value, index) in enumerate(zip(values.tolist(), indices.tolist()), 1):
+                print(f"{item.name}\t{rank}\t{pictures[index]}\t{value:.4f}")
+            summary.done.append(item.name)
+    print(f"{prog}: {summary.line()}", file=sys.stderr)
+    return summary.exit_code
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m speechlib.tasks.audio2image.synthesize conf/mini_audio2image.yaml --output_folder exp/x
 
-Uses the seed-`seed` audio towers, the frozen image tower and the VQGAN of stage 5a. Writes
+Uses exp/<tag>/model (stage 5a: the seed-`seed` audio towers, the frozen tower, the VQGAN). Writes
 generated/<system>/<utt>.png, generated/timing.json (seconds per picture) and
 figure4_<system>.png (the sounds' names under the pictures; the paper's Figure 4 analog).
 """
@@ -16,7 +16,8 @@ import torch
 from speechlib.data.image_pairs import save_png
 from speechlib.io.atomic import atomic_path, atomic_write_text
 from speechlib.io.errors import exit_on_input_error
-from speechlib.tasks.audio2image.common import SYSTEMS, picture_tensor, read_pairs, read_signals
+from speechlib.tasks.audio2image.common import (GENERATION_KEYS, SYSTEMS, picture_tensor, read_pairs, read_signals,
+                                                user_dir)
 from speechlib.tasks.audio2image.generate import LoadedModel, to_array
 from speechlib.tasks.stage import start_stage
 
@@ -68,7 +69,8 @@ def main() -> None:
     timing, rows = {}, {}
     for system in SYSTEMS:
         # this stage's config: its generation settings can be overridden on the command line
-        model = LoadedModel(str(stage.exp_dir), system, hp["seed"], device=device, hparams=hp)
+        model = LoadedModel(user_dir(stage.exp_dir), system, device=device)
+        model.settings = {**model.settings, **{k: hp[k] for k in GENERATION_KEYS}}  # overridable here
         pictures, seconds = model.generate(model.embed(signals), hp["gen_steps"], hp["seed"])
         for utt, picture in zip(utts, pictures):
             save_png(to_array(picture), out / system / f"{utt}.png")

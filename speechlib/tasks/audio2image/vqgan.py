@@ -6,23 +6,32 @@ Real: `vqgan_checkpoint` names a taming-transformers checkpoint, loaded with str
 Mini: a small VQGAN (taming's layout) trained here on the training pictures: L1 reconstruction
 + codebook/commitment losses, and from `disc_start_epoch` on, the patch discriminator's hinge
 loss (generator weight `disc_weight`). No LPIPS term: its VGG weights cannot be downloaded here.
-Writes model/vqgan.pt; a killed training resumes.
+Trains as exp/<tag>/vqgan/ (a killed training resumes) and exports exp/<tag>/vqgan/model; then
+writes exp/<tag>/model, the model generate and retrieve load (tower, VQGAN, audio towers).
 """
 from __future__ import annotations
 
-import speechbrain as sb
+import logging
+
 import torch
 import torch.nn.functional as F
 
 from speechlib.io.errors import exit_on_input_error
 from speechlib.nn.vqgan import hinge_d_loss, load_taming_vqgan
-from speechlib.tasks.audio2image.common import install_config, model_dir, pairs_dataset, save_weights
+from speechlib.tasks.audio2image.common import (MANIFEST, SYSTEMS, audio_dir, build, export, load, load_module,
+                                                pairs_dataset, tower_dir, user_dir, vqgan_dir)
 from speechlib.tasks.brain import RecipeBrain
-from speechlib.tasks.stage import announce_resume, start_stage
+from speechlib.tasks.stage import start_stage
+from speechlib.tasks.training import build_brain, fit, optimizer_from_config
+
+log = logging.getLogger("audio2image.vqgan")
 
 
 class VQGANBrain(RecipeBrain):
-    """Two optimisers (autoencoder, discriminator), alternating each batch as taming does."""
+    """Two optimisers (autoencoder, discriminator), alternating each batch as taming does; the
+    validation loss is the L1 reconstruction error (the best checkpoint is kept)."""
+
+    keep_best = {"min_keys": ["loss"]}
 
     def init_optimizers(self):
         vq = self.modules.vq
@@ -37,6 +46,7 @@ class VQGANBrain(RecipeBrain):
             self.checkpointer.add_recoverable("opt_d", self.opt_d)
 
     def on_stage_start(self, stage, epoch=None):
+        super().on_stage_start(stage, epoch)
         if epoch is not None:
             self.epoch = epoch
 
@@ -58,6 +68,10 @@ class VQGANBrain(RecipeBrain):
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
+        self._utterances += len(self._batch_ids)   # RecipeBrain's bookkeeping (its fit_batch is bypassed)
+        if self._progress is not None:
+            self._progress.loss = float(loss)
+            self._progress.update()
         return loss.detach()
 
     def evaluate_batch(self, batch, stage):
@@ -65,47 +79,46 @@ class VQGANBrain(RecipeBrain):
         recon, _ = self.modules.vq(images)
         return F.l1_loss(recon, images).detach()
 
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        if stage == sb.Stage.TRAIN:
-            self.train_loss = stage_loss
-        elif stage == sb.Stage.VALID:
-            self.hparams.train_logger.log_stats({"epoch": epoch}, train_stats={"loss": self.train_loss},
-                                                valid_stats={"l1": stage_loss})
-            self.checkpointer.save_and_keep_only(meta={"l1": stage_loss}, min_keys=["l1"], num_to_keep=1)
+
+def export_user_model(stage, vq: torch.nn.Module) -> None:
+    """exp/<tag>/model: the frozen tower, the VQGAN and each system's audio tower of the `seed`
+    seed, the one directory generate and retrieve load."""
+    seed = int(stage.hparams["seed"])
+    modules = {"image_tower": ("image_tower", load_module(load(tower_dir(stage.exp_dir), "image_text"), "image_tower")),
+               "vqgan": ("vqgan", vq)}
+    for system in SYSTEMS:
+        encoder = load(audio_dir(stage.exp_dir, system, seed), "audio_encoder")
+        modules[f"audio_{system}"] = (system, load_module(encoder, "audio"))
+    export(stage, user_dir(stage.exp_dir), "audio2image", "+".join(SYSTEMS), modules)
 
 
 def main() -> None:
-    from speechbrain.utils.checkpoints import Checkpointer
-    from speechbrain.utils.epoch_loop import EpochCounter
-    from speechbrain.utils.train_logger import FileTrainLogger
-
     stage = start_stage("vqgan", options=())
     hp = stage.hparams
-    target = model_dir(stage.exp_dir) / "vqgan.pt"
-    if stage.is_done((target,)):
-        print(f"vqgan: {target} is up to date")
+    target = vqgan_dir(stage.exp_dir)
+    if stage.is_done((target / MANIFEST, user_dir(stage.exp_dir) / MANIFEST)):
+        log.info("%s is up to date", target)
         return
-    vq = hp["vqgan"]
+    vq = build("vqgan", hp["vqgan"])
     if hp["vqgan_checkpoint"]:
         load_taming_vqgan(vq, hp["vqgan_checkpoint"])
-        print(f"vqgan: loaded {hp['vqgan_checkpoint']}")
+        log.info("loaded %s", hp["vqgan_checkpoint"])
     else:
-        data, save = hp["data_folder"], stage.exp_dir / "save" / f"vqgan-{stage.fingerprint}"
+        data = hp["data_folder"]
         train = pairs_dataset(f"{data}/train", hp, train=True, audio=False, unique_pictures=True)
         valid = pairs_dataset(f"{data}/valid", hp, train=False, audio=False, unique_pictures=True)
-        counter = EpochCounter(hp["epochs_vqgan"])
-        checkpointer = Checkpointer(save, recoverables={"vq": vq, "counter": counter})
-        hparams = {"lr": hp["lr_vqgan"], "disc_start_epoch": hp["disc_start_epoch"],
-                   "disc_weight": hp["disc_weight"], "train_logger": FileTrainLogger(str(save / "train_log.txt"))}
-        brain = VQGANBrain(modules={"vq": vq}, hparams=hparams, run_opts=stage.run_opts, checkpointer=checkpointer)
-        announce_resume(checkpointer)
-        brain.fit(counter, train, valid, train_loader_kwargs={"batch_size": hp["batch_size"], "shuffle": True},
-                  valid_loader_kwargs={"batch_size": hp["batch_size"]})
-        checkpointer.recover_if_possible(min_key="l1")
-    save_weights(vq, target)
-    install_config(stage)
+        brain = build_brain(VQGANBrain, stage, "vqgan", {"vq": vq}, epochs=hp["epochs_vqgan"],
+                            optimizer=optimizer_from_config({"name": "Adam", "lr": hp["lr_vqgan"]}),
+                            hparams={"lr": hp["lr_vqgan"], "disc_start_epoch": hp["disc_start_epoch"],
+                                     "disc_weight": hp["disc_weight"]})
+        fit(brain, train, valid, train_loader_kwargs={"batch_size": hp["batch_size"], "shuffle": True},
+            valid_loader_kwargs={"batch_size": hp["batch_size"]})
+        brain.checkpointer.recover_if_possible(min_key="loss")
+    vq.eval()
+    export(stage, target, "vqgan", "vqgan", {"vqgan": ("vqgan", vq)})
+    export_user_model(stage, vq)
     stage.mark_done()
-    print(f"vqgan: {target}")
+    log.info("VQGAN in %s; the model for generate/retrieve in %s", target, user_dir(stage.exp_dir))
 
 
 if __name__ == "__main__":
