@@ -2,9 +2,10 @@
 
 `mini_small`: the `--small` corpus (every promised speaker count, fewer utterances), built once
 per test session into a temp dir from the cached packages (tools/downloads; fetched with
-`apt-get download` on a fresh machine). About 1 min of CPU (v2: 45 base voices, festival/flite
-synthesis, Praat pseudo-speakers); 2.7-8 min wall measured on the shared 2-core machine under load
-9-16. Never skipped: a failure to build fails.
+`apt-get download` on a fresh machine). About 70 s of CPU (format 3, measured 55 s user + 16 s
+system: 45 base voices, festival/flite synthesis, Praat pseudo-speakers); 3.5 min wall measured on
+the shared 2-core machine at load 13 (more when another build holds the build lock). Never
+skipped: a failure to build fails.
 """
 from __future__ import annotations
 

@@ -911,7 +911,8 @@ class Builder:
         lines += ["", "## Layout", "",
                   "- `LibriSpeech/{train-clean-100,dev-clean,test-clean}/<spk>/<chapter>/*.flac`, `*.trans.txt`, "
                   "`SPEAKERS.TXT`",
-                  "- `speech/<lang>/<spk>/*.flac` (non-English), `speech/index.tsv` (all speech, English included)",
+                  "- `speech/<lang>/<spk>/*.flac` (the pool), `speech/index.tsv` (the pool and the LibriSpeech "
+                  "tree; not the held-out DNS speech)",
                   "- `speakers.tsv`: spk, gender, langs, kind (real|synthesised|pseudo), gender rule, median F0, "
                   "LibriSpeech id and subset, source package, base voice, transform, sample rate of the base "
                   "voice's source recordings",
