@@ -549,6 +549,15 @@ def test_pase_inference_path_equals_the_layer_by_layer_forward_and_follows_new_w
         assert torch.allclose(other(wav), reference, atol=1e-5) and not torch.allclose(before, reference, atol=1e-3)
 
 
+def test_degradation_chain_features_by_hand():
+    from speechlib.tasks.mos_pretrain.diagnose import degradation_features
+
+    # order: reverb, low-pass cutoff / 8 kHz, aac, mp3, opus, kb/s / 32, packet loss, clipping, (40 - SNR) / 40
+    assert degradation_features("clean") == [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    got = degradation_features("reverb, lowpass 2000 Hz, opus 8 kb/s, packet loss 10 %, clipping, noise 30.0 dB")
+    assert got == pytest.approx([1.0, 0.25, 0.0, 0.0, 1.0, 0.25, 0.1, 1.0, 0.25])
+
+
 def test_head_input_standardisation_matches_a_hand_computation():
     from speechlib.nn.mos_head import MOSHeadEnsemble
 

@@ -97,7 +97,7 @@ def main() -> None:
         chunks = [items[i:i + 8] for i in range(0, len(items), 8)]
         with ProcessPoolExecutor(max_workers=nj) as pool:
             scored = [row for part in tqdm(pool.map(_score, chunks), total=len(chunks), desc=f"DNSMOS {mos_set}",
-                                           leave=False) for row in part]
+                                           leave=False, disable=None) for row in part]
         preds: dict[str, dict[str, float]] = {}
         targets = []
         for utt, scores, _, _ in scored:

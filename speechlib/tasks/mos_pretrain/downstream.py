@@ -7,9 +7,9 @@ with the frozen encoder (no masking; frame embeddings mean-pooled over time, cac
 key of encoder weights + file list), train one head per head seed (inputs standardised with the
 training set's statistics; 64 hidden, LayerNorm, ReLU, dropout 0.2, output clipped to [1, 5]; Adam
 lr 1.2e-4, weight decay 1e-3, batch 16, MSE; up to 1000 epochs, early stopping on validation MSE;
-built and trained by the kit, exp/<tag>/encoders/<system>/seed<k>/head_<set>/), and write every head's test predictions and
-MSE/LCC/SRCC to <run>/mos_<set>.json; then the linear probes (SNR class, category, region) of the
-frozen encoder to <run>/probe.json.
+built and trained by the kit, exp/<tag>/encoders/<system>/seed<k>/head_<set>/), and write every
+head's test predictions and MSE/LCC/SRCC to <run>/mos_<set>.json; then the linear probes (SNR class,
+category, region) of the frozen encoder to <run>/probe.json.
 External encoders (wav2vec 2.0, HuBERT, Dasheng) without a local checkpoint get a "not run" record.
 """
 from __future__ import annotations
@@ -91,7 +91,8 @@ class HeadBatches(torch.utils.data.Dataset):
 
     def __init__(self, x: np.ndarray, y: np.ndarray, utts: list[str], count: int, batch_size: int,
                  seeds: list[int] | None = None):
-        self.x, self.y, self.utts, self.seeds, self.batch = torch.from_numpy(x), torch.from_numpy(y), utts, seeds, batch_size
+        self.x, self.y, self.utts = torch.from_numpy(x), torch.from_numpy(y), utts
+        self.seeds, self.batch = seeds, batch_size
         self.orders = torch.arange(len(x)).expand(count, len(x))
 
     def set_epoch(self, epoch: int) -> None:
@@ -183,9 +184,9 @@ class HeadBrain(RecipeBrain):
 def train_heads(stage, run: str, mos_set: str, embs: dict, targets: dict, utts: dict, hp: dict,
                 head_seeds: list[int], stamp: str) -> dict[str, object]:
     """One MOS head per head seed, trained together (MOSHeadEnsemble, HeadBrain) with the kit
-    under exp/<tag>/<run>/head_<set>/ (run: the encoder's folder under exp/<tag>): minibatch Adam on the cached pooled embeddings
-    (standardised with the training set's statistics) until `epochs` or early stopping; each
-    head keeps its best-validation epoch. A non-finite loss stops with the batch's utterance ids.
+    under exp/<tag>/<run>/head_<set>/ (run: the encoder's folder under exp/<tag>): minibatch Adam on
+    the cached pooled embeddings (standardised with the training set's statistics) until `epochs`
+    or early stopping; each head keeps its best-validation epoch. A non-finite loss stops with the batch's utterance ids.
     The first head is saved as the model directory head_<set>/ (what `predict` loads)."""
     opts = hp["downstream"]
     count = len(head_seeds)

@@ -103,10 +103,11 @@ def distillmos_scores(paths: list[str], nj: int, chunk: int = 16) -> list[float]
     """DistillMOS for every file, `nj` processes (the model is ~4 M parameters, 16 kHz input)."""
     chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
     if nj <= 1:
-        results = [_score_files(c) for c in tqdm(chunks, desc="DistillMOS", leave=False)]
+        results = [_score_files(c) for c in tqdm(chunks, desc="DistillMOS", leave=False, disable=None)]
     else:
         with ProcessPoolExecutor(max_workers=nj, initializer=_load_distillmos) as pool:
-            results = list(tqdm(pool.map(_score_files, chunks), total=len(chunks), desc="DistillMOS", leave=False))
+            results = list(tqdm(pool.map(_score_files, chunks), total=len(chunks), desc="DistillMOS", leave=False,
+                                disable=None))
     return [score for part in results for score in part]
 
 
@@ -114,7 +115,7 @@ def build_files(utts: list[tuple[str, str]], noises: list[np.ndarray], out_dir: 
                 rng: np.random.Generator, sample_rate: int, max_seconds: float) -> list[dict[str, object]]:
     """Degrade every utterance into out_dir; NISQA-style rows (paths relative to root), no MOS yet."""
     rows, dropped = [], 0
-    for utt, wav in tqdm(utts, desc=f"mini MOS {db}", leave=False):
+    for utt, wav in tqdm(utts, desc=f"mini MOS {db}", leave=False, disable=None):
         clean = load_audio(wav, sample_rate, utt=utt)[0][: int(max_seconds * sample_rate)]
         if is_silent(clean):
             dropped += 1

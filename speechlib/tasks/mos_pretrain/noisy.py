@@ -126,7 +126,7 @@ def write_probe_sets(plan: DrawPlan, draws: int, data: Path) -> dict[str, int]:
         tables: dict[str, dict[str, str]] = {k: {} for k in ("wav.scp", "utt2spk", "utt2snr", "utt2category",
                                                              "utt2region", "utt2noise")}
         with atomic_directory(data / name) as folder:
-            for index in tqdm(indices, desc=name, leave=False):
+            for index in tqdm(indices, desc=name, leave=False, disable=None):
                 for epoch in range(1, draws + 1):
                     signal, _, labels, desc = plan.example(int(index), epoch)
                     key = f"{plan.utts[index]}-d{epoch}"

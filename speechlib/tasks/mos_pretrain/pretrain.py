@@ -101,7 +101,7 @@ class PretrainBrain(RecipeBrain):
             feats = unwrap(self.modules.encoder).features(wav)
             # masked in validation too, so that its loss is the same objective
             masked, mask, _ = mask_frames(feats, self.mask_proportion)
-            return self.modules.encoder(feats=masked), feats, mask.to(feats.device)
+            return self.modules.encoder(feats=masked), feats, mask
         return self.modules.encoder(wav), None, None
 
     def compute_objectives(self, predictions, batch, stage):

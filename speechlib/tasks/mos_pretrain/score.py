@@ -368,7 +368,9 @@ def main() -> None:
         f"MOS labels: VCC2018 column: {labels.get('vcc', '?')}; NISQA column: {labels.get('nisqa', '?')}.",
         f"Second label source, DNSMOS P.808 against these labels on the test files: {label_agreement(exp)}.",
         f"Data counts: {json.dumps(info.get('counts', {}))}.",
-        "Downstream: frozen encoder, frame embeddings mean-pooled over time, head 64-LayerNorm-ReLU-dropout 0.2, "
+        "Downstream: frozen encoder, frame embeddings mean-pooled over "
+        f"{'the whole file' if hp['mos_max_seconds'] is None else 'the first %s s' % hp['mos_max_seconds']}, "
+        "standardised with the training set's statistics, head 64-LayerNorm-ReLU-dropout 0.2, "
         f"output clipped to [1, 5], up to {hp['downstream']['epochs']} epochs with early stopping (patience "
         f"{hp['downstream']['patience']}) on validation MSE; {len(hp['head_seeds'])} head seeds per encoder.",
         f"Pre-training: {hp['pretrain']['epochs']} epochs (paper 60) on "

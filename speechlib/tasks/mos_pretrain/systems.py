@@ -56,7 +56,7 @@ def model_dir(exp_dir: str | Path, name: str) -> Path:
     """What `predict` loads for a system: its first pre-training seed's run (lowest seed number
     present), else the system folder itself (external encoders; or a missing one, named)."""
     folder = system_dir(exp_dir, name)
-    seeds = sorted((int(p.name[4:]), p) for p in folder.glob("seed*") if p.name[4:].isdigit()) if folder.is_dir() else []
+    seeds = sorted((int(p.name[4:]), p) for p in folder.glob("seed*") if p.name[4:].isdigit())
     return seeds[0][1] if seeds else folder
 
 
@@ -153,7 +153,7 @@ def embed_files(encoder, items: list[tuple[str, str]], sample_rate: int, max_sec
         signal = load_audio(wav, sample_rate, utt=utt, on_rate_mismatch="resample")[0]
         signals.append(signal[: int(max_seconds * sample_rate)] if max_seconds else signal)
     rows: list[np.ndarray | None] = [None] * len(signals)
-    with tqdm(total=len(signals), desc=desc, leave=False) as bar:
+    with tqdm(total=len(signals), desc=desc, leave=False, disable=None) as bar:
         for chunk in equal_length_batches([signal.size for signal in signals], batch_size):
             batch = torch.from_numpy(np.stack([signals[i] for i in chunk]).astype(np.float32))
             for i, row in zip(chunk, mean_pool(encoder(batch)).numpy()):

@@ -1,0 +1,130 @@
+"""What limits MOS prediction on the mini MOS sets: label checks and simple-feature ceilings.
+
+    python -m speechlib.tasks.mos_pretrain.diagnose conf/mini_mos_pretrain.yaml --output_folder exp/x \\
+        --data_folder data/x [--ref_files 100]
+
+Written when the PASE baseline reached LCC 0.14 against the DistillMOS labels (issue 12's target
+0.80), to tell a pipeline defect from a limit of the data. It checks, on the mini sets as the
+recipe prepared them (mini corpus only: it needs the clean references and the degradation log):
+
+- alignment: DistillMOS recomputed for the first test files equals their utt2mos (the labels
+  belong to the files, in the order the embeddings are made: sorted utterance ids);
+- label statistics per split, and how much of a label is the clean voice rather than the
+  degradation: correlation of the label with DistillMOS of the undegraded reference
+  (`ref_files` test files, every k-th);
+- ceilings of simple predictors, ridge regression fitted on train + valid, LCC on test:
+  the exact degradation parameters (NISQA-style set; its csv keeps the degradation chain),
+  mean-pooled log-mel of the first 1 s vs the whole file (the old `mos_max_seconds: 1.0`
+  embedded only the first second), and log-mel mean/std of the louder and quieter frames.
+Writes <output_folder>/diagnosis.json.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechlib.data.nisqa import utt_id
+from speechlib.io.atomic import atomic_write_text
+from speechlib.io.audio import load_audio
+from speechlib.io.errors import InputError, exit_on_input_error
+from speechlib.metrics.correlation import lcc
+from speechlib.signal.features import log_mel
+from speechlib.tasks.mos_pretrain.downstream import SPLITS, set_items
+from speechlib.tasks.mos_pretrain.mini_mos import CODEC_BITRATES, distillmos_scores
+from speechlib.tasks.stage import Option, start_stage
+
+log = logging.getLogger("mos_pretrain")
+REF_FILES = Option("ref_files", "test files whose clean reference DistillMOS scores", default="100")
+
+
+def degradation_features(chain: str) -> list[float]:
+    """The degradation chain of a mini MOS file (its `con` column) as numbers."""
+    def number(pattern: str) -> float | None:
+        found = re.search(pattern, chain)
+        return float(found.group(1)) if found else None
+
+    cutoff, loss, snr = number(r"lowpass (\d+)"), number(r"packet loss (\d+)"), number(r"noise ([\d.]+)")
+    codec = [float(f"{name} " in chain) for name in sorted(CODEC_BITRATES)]
+    kbps = number(r"(\d+) kb/s")
+    return [float("reverb" in chain), cutoff / 8000 if cutoff else 1.0, *codec, (kbps or 32.0) / 32,
+            (loss or 0.0) / 100, float("clipping" in chain), (40 - snr) / 40 if snr is not None else 0.0]
+
+
+def ridge_lcc(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float:
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13))).fit(train_x, train_y)
+    return lcc(model.predict(test_x), test_y)
+
+
+def spectral_summaries(items: list[tuple[str, str]], sample_rate: int) -> dict[str, np.ndarray]:
+    """Per file: mean log-mel of the first second, of the whole file, and mean/std of the louder
+    half of the frames plus the mean of the quietest fifth (40 bands each)."""
+    rows: dict[str, list[np.ndarray]] = {"logmel_first_1s": [], "logmel_whole": [], "logmel_loud_quiet": []}
+    for utt, wav in items:
+        signal = torch.from_numpy(load_audio(wav, sample_rate, utt=utt)[0])
+        mel = log_mel(signal[None], sample_rate, 40)[0]  # (frames, 40)
+        rows["logmel_first_1s"].append(log_mel(signal[None, :sample_rate], sample_rate, 40)[0].mean(0).numpy())
+        rows["logmel_whole"].append(mel.mean(0).numpy())
+        energy = mel.mean(1)
+        loud, quiet = mel[energy > energy.quantile(0.5)], mel[energy <= energy.quantile(0.2)]
+        rows["logmel_loud_quiet"].append(torch.cat([loud.mean(0), loud.std(0), quiet.mean(0)]).numpy())
+    return {name: np.stack(values) for name, values in rows.items()}
+
+
+def main() -> None:
+    stage = start_stage("diagnose", options=(REF_FILES,))
+    hp = stage.hparams
+    data, sr = Path(hp["data_folder"]), int(hp["sample_rate"])
+    if str(hp["vcc2018"] or "").strip() or str(hp["nisqa"] or "").strip():
+        raise InputError("diagnose needs the mini MOS sets (clean references, degradation log): "
+                         "run it with empty vcc2018/nisqa")
+    sets = {name: {split: set_items(data, name, split) for split in SPLITS} for name in hp["mos_sets"]}
+    result: dict[str, object] = {"labels": {
+        f"{name}_{split}": {"n": len(y), "mean": float(y.mean()), "std": float(y.std()), "min": float(y.min()),
+                            "max": float(y.max())}
+        for name, by_split in sets.items() for split, (_, y) in by_split.items()}}
+    # alignment: the labels are the files' DistillMOS, in the order the embeddings are made
+    items, labels = sets["vcc"]["test"]
+    again = distillmos_scores([wav for _, wav in items[:10]], nj=1)
+    result["alignment_max_abs_diff"] = float(np.max(np.abs(np.clip(again, 1, 5) - labels[:10])))
+    # the clean voice's share: DistillMOS of the undegraded reference
+    step = max(1, len(items) // int(stage.options["ref_files"]))
+    chosen = list(range(0, len(items), step))
+    refs = [str(Path(items[i][1]).parent.parent / "ref" / Path(items[i][1]).name) for i in chosen]
+    ref_scores = np.array(distillmos_scores(refs, nj=1))
+    result["clean_reference"] = {"n": len(chosen), "ref_mean": float(ref_scores.mean()),
+                                 "ref_std": float(ref_scores.std()),
+                                 "lcc_label_vs_ref": lcc(labels[chosen], ref_scores)}
+    # ceilings of simple predictors (ridge; train + valid -> test)
+    ceilings: dict[str, float] = {}
+    nisqa_root = data / "mini_mos" / "nisqa"
+    rows = list(csv.DictReader((nisqa_root / "NISQA_corpus_file.csv").open(encoding="utf-8")))
+    chains = {utt_id(r["filepath_deg"]): r["con"] for r in rows}
+    feats = {split: np.array([degradation_features(chains[u]) for u, _ in sets["nisqa"][split][0]])
+             for split in SPLITS}
+    fit_y = np.concatenate([sets["nisqa"]["train"][1], sets["nisqa"]["valid"][1]])
+    ceilings["nisqa: exact degradation parameters"] = ridge_lcc(
+        np.concatenate([feats["train"], feats["valid"]]), fit_y, feats["test"], sets["nisqa"]["test"][1])
+    for name, by_split in sets.items():
+        summaries = {split: spectral_summaries(by_split[split][0], sr) for split in SPLITS}
+        fit_y = np.concatenate([by_split["train"][1], by_split["valid"][1]])
+        for kind in summaries["train"]:
+            ceilings[f"{name}: {kind}"] = ridge_lcc(
+                np.concatenate([summaries["train"][kind], summaries["valid"][kind]]), fit_y,
+                summaries["test"][kind], by_split["test"][1])
+    result["ridge_test_lcc"] = ceilings
+    atomic_write_text(Path(stage.exp_dir) / "diagnosis.json", json.dumps(result, indent=1) + "\n")
+    log.info("diagnose: %s", json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    exit_on_input_error("mos_pretrain.diagnose", main)
