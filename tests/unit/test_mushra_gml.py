@@ -103,9 +103,13 @@ def test_stereo_pair_features_batched_and_swap():
     assert feats.shape == (3, 4, 2, 32, g.num_frames(SR // 2))
     # one item alone gives the same as in the batch
     torch.testing.assert_close(stereo_pair_features(g, ref[1:2], cod[1:2])[0], feats[1], rtol=1e-4, atol=1e-4)
-    # M from the L and R spectra equals the gammatone of the mid signal
+    # M and S from the L and R spectra equal the gammatone of the mid and side signals
     mid = torch.log10(g((ref[:, 0] + ref[:, 1]) / 2) + 1e-5)
     torch.testing.assert_close(feats[:, 2, 0], mid, rtol=1e-4, atol=1e-4)
+    side = torch.log10(g((cod[:, 0] - cod[:, 1]) / 2) + 1e-5)
+    torch.testing.assert_close(feats[:, 3, 1], side, rtol=1e-4, atol=1e-4)
+    # frames in chunks (here one frame at a time) give the same as one pass
+    torch.testing.assert_close(stereo_pair_features(g, ref, cod, chunk_blocks=1), feats, rtol=1e-5, atol=1e-5)
     # L/R swap of the waveform keeps M, negates S; on features: L and R planes exchange
     swapped = swap_left_right(ref)
     torch.testing.assert_close(swapped.mean(1), ref.mean(1))
