@@ -398,3 +398,37 @@ def test_vggsound_prep_skips_bad_videos(tmp_path):
     table.write_text("good_id,30,dog barking,val\n")
     with pytest.raises(InputError, match=r"vggsound.csv:1: split 'val'"):
         read_vggsound_csv(table)
+
+
+def test_modules_build_from_config_values_and_round_trip_through_a_model_dir(tmp_path):
+    """The configs hold values only: every module builds from its block (common.BUILDERS), is
+    exported in the one model-directory format and comes back identical; another kind is refused."""
+    import yaml
+
+    from speechlib.tasks.audio2image import common
+    from speechlib.tasks.stage import Stage
+
+    config = Path(__file__).resolve().parents[2] / "egs" / "audio2image" / "conf" / "tiny_audio2image.yaml"
+    assert "!new:" not in config.read_text() and "!apply:" not in config.read_text()
+    loader = type("Refs", (yaml.SafeLoader,), {})
+    loader.add_constructor("!ref", lambda loader_, node: None)
+    raw = yaml.load(config.read_text(), Loader=loader)
+    hp = {**raw, "corpus": "mini"}
+    for block, refs in (("image_tower", {"feature_dim": 64, "embed_dim": 64}),
+                        ("text_tower", {"vocab_size": 50, "max_len": 8, "feature_dim": 64, "embed_dim": 64}),
+                        ("wavbrivl", {"wavlm": WAVLM, "embed_dim": 64, "freeze_backbone": False}),
+                        ("wav2clip", {"embed_dim": 64, "sample_rate": 16000})):
+        hp[block] = {**raw[block], **refs}
+    for key in common.GENERATION_KEYS:
+        hp[key] = hp[key] if hp[key] is not None else 32
+    stage = Stage("test", hp, {}, tmp_path, "0", {})
+    torch.manual_seed(0)
+    modules = {name: (name, common.build(name, hp[name])) for name in ("image_tower", "wavbrivl", "wav2clip")}
+    common.export(stage, tmp_path / "m", "audio2image", "wavbrivl", modules)
+    loaded = common.load(tmp_path / "m", "audio2image")
+    for name, (_, module) in modules.items():
+        again = common.load_module(loaded, name)
+        assert all(torch.equal(a, b) for a, b in zip(module.state_dict().values(), again.state_dict().values()))
+        assert not any(p.requires_grad for p in again.parameters())
+    with pytest.raises(InputError, match="audio2image model .*not a audio2image vqgan model"):
+        common.load(tmp_path / "m", "vqgan")

@@ -304,6 +304,19 @@ def write_report(stage, automatic: dict) -> None:
                  "no retrieval or classification number. Class oracle: what an audio tower that knew each test "
                  "sound's class exactly, and nothing finer, would score with this image tower (bootstrap CI).")))
     tables.insert(1, seen)
+    if "tower_check" in metrics:
+        check = metrics["tower_check"]
+        tables.insert(0, ResultTable(
+            title="The frozen image tower (stage 1): is it informative?",
+            columns=["pictures", "texts", "picture -> own text R@1 (%)", "R@5 (%)", "chance R@1 / R@5 (%)",
+                     "mean cosine between pictures"],
+            rows={f"{name} pictures" + (" (held out)" if name == "test" else ""): [
+                c["pictures"], c["texts"], f"{100 * c['R@1']:.1f}", f"{100 * c['R@5']:.1f}",
+                f"{100 * c['chance@1']:.1f} / {100 * c['chance@5']:.1f}", f"{c['mean_cosine']:.3f}"]
+                for name, c in check.items()},
+            caption=("Each picture against every text of its split (the stamp's name and the transcripts of its "
+                     "spoken descriptions, several languages); a hit when a top-k text is one of the picture's own. "
+                     "Held-out pictures come with words the tokenizer and text tower never saw in training.")))
     tables.insert(0, targets_table(metrics, automatic))
     tables.append(ResultTable(
         title="Generation speed", columns=["seconds per picture", "steps", "cutouts", "device"],

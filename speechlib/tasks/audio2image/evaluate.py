@@ -23,8 +23,9 @@ import torch
 
 from speechlib.io.atomic import atomic_write_text
 from speechlib.io.errors import exit_on_input_error
-from speechlib.tasks.audio2image.common import (SYSTEMS, audio_dir, bootstrap_ci, embed_pictures, embed_sounds, load,
-                                                load_module, read_pairs, read_signals, t_ci, tower_dir)
+from speechlib.tasks.audio2image.common import (SYSTEMS, ModelDir, Tokenizer, audio_dir, bootstrap_ci, embed_pictures,
+                                                embed_sounds, load, load_module, read_pairs, read_signals, t_ci,
+                                                tower_dir)
 from speechlib.tasks.stage import Option, start_stage
 
 KS = (1, 5, 10)
@@ -68,6 +69,31 @@ class AudioEmbedder(torch.nn.Module):
 
     def embed_audio(self, wavs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return torch.nn.functional.normalize(self.audio(wavs, lengths), dim=-1)
+
+
+@torch.no_grad()
+def tower_check(model: ModelDir, pairs: dict, image_size: int) -> dict:
+    """Is the frozen tower informative? Picture -> text retrieval among every text of the split
+    (a hit: a top-k text is one of the picture's own), and the mean cosine between different
+    pictures (near 1: every picture embedded alike). Needs the text tower (mini scale)."""
+    tower, text_tower = load_module(model, "image_tower"), load_module(model, "text_tower")
+    tokenizer = Tokenizer(model.path / "tokenizer.model", model.extra["max_text_len"])
+    own: dict[str, tuple[str, set[str]]] = {}
+    for row in pairs.values():
+        own.setdefault(row["stamp"], (row["image"], set()))[1].add(row["text"])
+    stamps = sorted(own)
+    pictures = embed_pictures(tower, [own[s][0] for s in stamps], image_size)
+    texts = sorted({t for s in stamps for t in own[s][1]})
+    embedded = torch.nn.functional.normalize(torch.cat([text_tower(tokenizer(t)[None]) for t in texts]), dim=-1)
+    order = (pictures @ embedded.T).argsort(dim=1, descending=True).numpy()
+    result = {"pictures": len(stamps), "texts": len(texts),
+              "mean_cosine": float((pictures @ pictures.T)[~torch.eye(len(stamps), dtype=torch.bool)].mean())}
+    share = np.mean([len(own[s][1]) for s in stamps]) / len(texts)
+    for k in (1, 5):
+        hits = [any(texts[j] in own[s][1] for j in order[i, :k]) for i, s in enumerate(stamps)]
+        result[f"R@{k}"] = float(np.mean(hits))
+        result[f"chance@{k}"] = float(min(1.0, k * share))
+    return result
 
 
 def retrieval_set(tower, pairs: dict, hp: dict):
@@ -158,6 +184,10 @@ def main() -> None:
                               float(np.quantile(boot[:, j], 0.975))] for j in range(len(KS))]}
     result["chance"] = [k / len(gallery) for k in KS] + [(len(gallery) + 1) / 2]
     result["train_chance"] = [k / len(train_set[1]) for k in KS] + [(len(train_set[1]) + 1) / 2]
+    image_text = load(tower_dir(stage.exp_dir), "image_text")
+    if image_text.has("text_tower"):   # absent when BriVL's image tower was loaded
+        result["tower_check"] = {name: tower_check(image_text, read_pairs(f"{data}/{name}"), hp["image_size"])
+                                 for name in ("train", "test")}
     result["chance_accuracy"] = 1 / len(classes)
     atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
     stage.mark_done()
