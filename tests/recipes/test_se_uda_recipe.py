@@ -58,6 +58,9 @@ def test_tiny_recipe_end_to_end(tiny_run):
     # the source model beats the mixture on the source-domain test (SI-SDRi, column 4)
     source = results.split("### Source-domain test set")[1].split("###")[0]
     assert _cell(source, "Source model", 4) > 0.1, source
+    to_mixture = results.split("### Paired differences to the mixture")[1].split("###")[0]
+    for row in ("Source model, source test 0 dB", "Target model, target test 0 dB"):
+        assert re.search(rf"\| {row} \| [+-]\d+\.\d+ \[[+-]\d+\.\d+, [+-]\d+\.\d+\]", to_mixture), row
     for figure in ("figure3_domain_scores", "learning_curves", "si_sdr_vs_snr", "spectrograms"):
         assert (exp / f"{figure}.png").stat().st_size > 1000
         assert (tiny_run / "figures" / f"tiny_se_uda-{figure}.png").is_file()
