@@ -110,9 +110,10 @@ class GammatoneSpectrogram(torch.nn.Module):
 def magnitude(parts: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """|z| of complex numbers given as real (..., 2) [re, im] parts, as sqrt(re^2 + im^2): several
     times faster on a CPU than complex `abs()` (the overflow-safe hypot path, not needed at audio
-    levels); complex arithmetic is likewise slower than the same on the real view."""
-    out = torch.mul(parts[..., 0], parts[..., 0], out=out)
-    return out.addcmul_(parts[..., 1], parts[..., 1]).sqrt_()
+    levels); complex arithmetic is likewise slower than the same on the real view. Squaring the
+    contiguous pairs first and adding the strided halves is the fastest order measured."""
+    squares = parts.square()
+    return torch.add(squares[..., 0], squares[..., 1], out=out).sqrt_()
 
 
 def stereo_pair_features(gammatone: GammatoneSpectrogram, reference: torch.Tensor, coded: torch.Tensor,
