@@ -285,12 +285,13 @@ def curves_figure(exp_dir: Path, seed_dir: Path) -> str:
     from speechlib.results import plots
 
     fig, (left, right) = plots.plt.subplots(1, 2, figsize=(11, 4))
-    for path in sorted(seed_dir.glob("*/loss_curve.json")):
+    for index, path in enumerate(sorted(seed_dir.glob("*/loss_curve.json"))):
         rows = json.loads(path.read_text())
         system, epochs = path.parent.name, [row["epoch"] for row in rows]
+        style = {"marker": "o", "label": system, "color": f"C{index % 10}"}  # one colour per system in both panels
         if rows and "si_sdri" in (rows[0].get("valid") or {}):
-            left.plot(epochs, [row["valid"]["si_sdri"] for row in rows], marker="o", label=system)
-        right.plot(epochs, [row["train"]["loss"] for row in rows], marker="o", label=system)
+            left.plot(epochs, [row["valid"]["si_sdri"] for row in rows], **style)
+        right.plot(epochs, [row["train"]["loss"] for row in rows], **style)
     left.set(xlabel="epoch", ylabel="validation SI-SDRi (dB)", title="validation (labelled set of the system)")
     right.set(xlabel="epoch", ylabel="training loss", title="training loss (each system's own objective)")
     for ax in (left, right):
