@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         the_plan = plan_pictures(args.inputs, args.out)
     except InputError as err:
-        for problem in getattr(err, "problems", [err.message]):
+        for problem in getattr(err, "problems", [str(err)]):
             print(f"{prog}: refused: {problem}", file=sys.stderr)
         return 2
     model = LoadedModel(args.model, args.system, device=args.device)
