@@ -284,3 +284,24 @@ def test_batch_independence(tmp_path, models, name):
         alone = result(tmp_path / "in" / f"{key}.wav", tmp_path / (f"{key}.wav" if waveform else f"{key}.csv"))
         alone = next(iter(alone.values()))
         assert np.linalg.norm(alone - together[key]) <= 1e-5 * np.linalg.norm(alone), key
+
+
+def test_mushra_predict_refuses_clicks_and_bad_numbers(tmp_path, capsys):
+    """mushra_gml.predict (pairs, not on the one-input front end) keeps the front end's rules: a
+    recording under MIN_SECONDS is refused by name; bad numbers are usage errors (exit 2)."""
+    from speechlib.io.errors import InputError
+    from speechlib.io.inference import MIN_SECONDS
+    from speechlib.tasks.mushra_gml import predict
+
+    build_hostile_set(tmp_path)
+    listener = predict.Listener.__new__(predict.Listener)  # load_pair needs only the model's rate
+    listener.sample_rate = RATE
+    with pytest.raises(InputError, match=f"too short: 0.010 s, at least {MIN_SECONDS} s") as err:
+        listener.load_pair(str(tmp_path / "rate8k.wav"), str(tmp_path / "10ms.wav"), 0.5)
+    assert "10ms.wav" in str(err.value)
+    ref, deg = listener.load_pair(str(tmp_path / "rate8k.wav"), str(tmp_path / "rate8k.wav"), 0.5)
+    assert ref.shape == deg.shape == (2, RATE)
+    for bad in (["--threads", "0"], ["--sample", "-1"], ["--max-offset", "-1"]):
+        with pytest.raises(SystemExit) as code:
+            predict.parse_args(["--model", "m", "--ref", "a.wav", "--deg", "b.wav", *bad])
+        assert code.value.code == 2, bad

@@ -32,7 +32,7 @@ import torch
 
 from speechlib.io.audio import check_not_silent, read_audio, resample
 from speechlib.io.errors import InputError, exit_on_input_error
-from speechlib.io.inference import Summary, write_rows
+from speechlib.io.inference import MIN_SECONDS, Summary, positive_int, write_rows
 from speechlib.io.progress import Progress
 from speechlib.metrics.mushra import distribution_std, sample_scores, t_ci_halfwidth
 from speechlib.nn.inse import StereoInSENet
@@ -66,6 +66,9 @@ class Listener:
                 signals.append(as_stereo(np.asarray(data, dtype=np.float32)))
             except InputError as err:
                 raise InputError(err.message, path) from None
+            if len(audio.data) < MIN_SECONDS * audio.sample_rate:  # the front end's rule: a click is not an excerpt
+                raise InputError(f"too short: {len(audio.data) / audio.sample_rate:.3f} s, "
+                                 f"at least {MIN_SECONDS} s needed", path)
         ref, deg = signals
         check_not_silent(ref, f"{ref_path} (reference)")
         difference = abs(ref.shape[1] - deg.shape[1])
@@ -125,13 +128,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated scores")
     parser.add_argument("--max-offset", type=float, default=0.5,
                         help="largest length difference (s) that is aligned rather than refused")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads")
+    parser.add_argument("--threads", type=positive_int, default=1, help="CPU threads")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     if bool(args.pairs) == bool(args.ref or args.deg) or (not args.pairs and not (args.ref and args.deg)):
         parser.error("give --ref and --deg, or --pairs")
     if args.listeners < 2:
         parser.error("--listeners must be at least 2 (a CI needs two scores)")
+    if args.sample < 0 or not args.max_offset >= 0:
+        parser.error("--sample and --max-offset must not be negative")
     return args
 
 
