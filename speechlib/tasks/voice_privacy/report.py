@@ -237,9 +237,11 @@ def main() -> None:
              "audio of a few Table-2 utterances."]
     if corpus == "mini":
         notes += ["", "Mini corpus: 20 base voices per evaluation set (recorded people, recorded-voice "
-                  "synthesisers and Praat pseudo-speakers), small speaker models trained for minutes and 2 epochs "
-                  "of joint training; the paper's rows are for LibriSpeech with models trained on VoxCeleb1+2 "
-                  "and 30 epochs. Paper-scale configs (conf/paper_voice_privacy.yaml) were not run: they need a GPU."]
+                  "synthesisers and Praat pseudo-speakers), small speaker models (white "
+                  f"{hp['white_model']['epochs']} epochs, black {hp['black_model']['epochs']}) and "
+                  f"{hp['number_of_epochs']} epoch(s) of joint training; the paper's rows are for LibriSpeech "
+                  "with models trained on VoxCeleb1+2 and 30 epochs. Paper-scale configs "
+                  "(conf/paper_voice_privacy.yaml) were not run: they need a GPU."]
     tables = [*eer_tables(asv, hp, corpus), *dcf_and_difference_tables(asv, subsets, corpus),
               cosine_table(cosines, subsets, corpus), t2, t3]
     figures = [str(path.relative_to(exp_dir)) for path in sorted((exp_dir / "asv").glob("det/*.png"))]
