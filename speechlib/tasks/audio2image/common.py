@@ -259,11 +259,16 @@ def build(name: str, config: dict) -> torch.nn.Module:
 def export(stage, path: Path, kind: str, system: str, modules: dict[str, tuple[str, torch.nn.Module]]) -> Path:
     """Write a model directory; `modules`: weight name -> (builder name, module). The builder's
     config values and the generation settings go into model.json."""
+    from speechbrain.utils.distributed import ddp_barrier, if_main_process
+
     hp = stage.hparams
     configs = {name: {"builder": builder, "args": hp[builder]} for name, (builder, _) in modules.items()}
-    return save_model_dir(path, recipe=RECIPE, kind=kind, system=system, sample_rate=hp["sample_rate"],
-                          modules={name: module for name, (_, module) in modules.items()}, configs=configs,
-                          corpus=hp["corpus"], extra={key: hp[key] for key in GENERATION_KEYS})
+    if if_main_process():   # under DDP one process writes, the others wait for it
+        save_model_dir(path, recipe=RECIPE, kind=kind, system=system, sample_rate=hp["sample_rate"],
+                       modules={name: module for name, (_, module) in modules.items()}, configs=configs,
+                       corpus=hp["corpus"], extra={key: hp[key] for key in GENERATION_KEYS})
+    ddp_barrier()
+    return path
 
 
 def load(path: str | Path, kind: str | tuple[str, ...]) -> ModelDir:
