@@ -115,6 +115,17 @@ class Summary:
         return 0 if len(self.done) == self.total else 1
 
 
+def check_usable(data: np.ndarray, sample_rate: int, min_seconds: float = MIN_SECONDS) -> None:
+    """Refuse (InputError) a decoded recording that is silent (peak below -80 dBFS) or shorter
+    than `min_seconds`: the rule every user command applies before any work (decoding already
+    refuses empty, truncated and non-finite files)."""
+    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    if peak < SILENCE_PEAK:
+        raise InputError(f"silent (peak {peak:.1e}, below {SILENCE_PEAK:.0e})")
+    if len(data) < min_seconds * sample_rate:
+        raise InputError(f"too short: {len(data) / sample_rate:.3f} s, the model needs at least {min_seconds:.3f} s")
+
+
 def shown(name: str) -> str:
     """A name as printed on one line: quoted Python-style when it holds a newline or the like."""
     return name if name.isprintable() else repr(name)
@@ -182,9 +193,10 @@ class Runner:
             audio = read_audio(item.spec, utt=item.name if item.name != item.spec else None)
         except InputError as err:
             return self._refuse(summary, item, str(err))
-        peak = float(np.max(np.abs(audio.data)))
-        if peak < SILENCE_PEAK:
-            return self._refuse(summary, item, f"silent (peak {peak:.1e}, below {SILENCE_PEAK:.0e})")
+        try:
+            check_usable(audio.data, audio.sample_rate)
+        except InputError as err:
+            return self._refuse(summary, item, str(err))
         channels = ([audio.data.mean(axis=1)] if isinstance(self.model, ScoringModel)
                     else [audio.data[:, c] for c in range(audio.channels)])
         signals = [np.ascontiguousarray(resample(ch, audio.sample_rate, self.model.sample_rate), np.float32)

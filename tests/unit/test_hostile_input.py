@@ -296,7 +296,7 @@ def test_mushra_predict_refuses_clicks_and_bad_numbers(tmp_path, capsys):
     build_hostile_set(tmp_path)
     listener = predict.Listener.__new__(predict.Listener)  # load_pair needs only the model's rate
     listener.sample_rate = RATE
-    with pytest.raises(InputError, match=f"too short: 0.010 s, at least {MIN_SECONDS} s") as err:
+    with pytest.raises(InputError, match=f"too short: 0.010 s, the model needs at least {MIN_SECONDS:.3f} s") as err:
         listener.load_pair(str(tmp_path / "rate8k.wav"), str(tmp_path / "10ms.wav"), 0.5)
     assert "10ms.wav" in str(err.value)
     ref, deg = listener.load_pair(str(tmp_path / "rate8k.wav"), str(tmp_path / "rate8k.wav"), 0.5)
@@ -305,3 +305,26 @@ def test_mushra_predict_refuses_clicks_and_bad_numbers(tmp_path, capsys):
         with pytest.raises(SystemExit) as code:
             predict.parse_args(["--model", "m", "--ref", "a.wav", "--deg", "b.wav", *bad])
         assert code.value.code == 2, bad
+
+
+def test_audio2image_sounds_refused_by_the_front_end_rule(tmp_path, capsys):
+    """audio2image.generate/retrieve read sounds with read_items: silent, empty, non-finite,
+    truncated and non-audio inputs are refused by name, the others loaded."""
+    from types import SimpleNamespace
+
+    from speechlib.io.inference import Summary
+    from speechlib.io.inputs import plan
+    from speechlib.tasks.audio2image.generate import read_items
+
+    build_hostile_set(tmp_path / "in")
+    items = plan(tmp_path / "in", None).items
+    summary = Summary(total=len(items))
+    loaded = read_items("audio2image.generate", items, SimpleNamespace(sample_rate=RATE, settings={"max_seconds": 2}),
+                        summary)
+    err = capsys.readouterr().err
+    expected = {**EXPECTED, "10ms.wav": "done"}  # the audio tower pads a click (see read_items)
+    refused = {n: outcome for n, outcome in expected.items() if outcome != "done"}
+    assert sorted(summary.refused) == sorted(refused)
+    for name, phrase in refused.items():
+        assert phrase in summary.refused[name] and f"refused {name}: " in err, name
+    assert sorted(item.name for item, _ in loaded) == sorted(n for n, o in expected.items() if o == "done")

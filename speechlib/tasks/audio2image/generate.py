@@ -26,11 +26,12 @@ import numpy as np
 import torch
 
 from speechlib.data.image_pairs import save_png
+from speechlib.io.audio import read_audio, resample
 from speechlib.io.errors import InputError, exit_on_input_error
-from speechlib.io.inference import Summary
+from speechlib.io.inference import Summary, check_usable, positive_int
 from speechlib.io.inputs import Item, PlanError, plan
 from speechlib.nn.vqgan import generate_images
-from speechlib.tasks.audio2image.common import SYSTEMS, embed_sounds, load, load_module, load_signal, user_dir
+from speechlib.tasks.audio2image.common import SYSTEMS, embed_sounds, load, load_module, user_dir
 from speechlib.tasks.model_dir import find_model_dir
 
 
@@ -75,12 +76,18 @@ class LoadedModel:
 
 
 def read_items(prog: str, items: list[Item], model: LoadedModel, summary: Summary) -> list[tuple[Item, torch.Tensor]]:
-    """Each input's first max_seconds at the model's rate (mono); an unreadable one is named,
-    counted as refused and skipped."""
+    """Each input's first max_seconds at the model's rate (mono). As in the inference front end, an
+    unreadable, truncated, empty, non-finite or silent one is named, counted as refused and
+    skipped (speechlib.io.audio.read_audio, inference.check_usable); a very short sound is kept
+    (the audio tower pads it to its receptive field)."""
     loaded = []
     for item in items:
         try:
-            loaded.append((item, load_signal(item.spec, model.sample_rate, model.settings["max_seconds"], item.name)))
+            audio = read_audio(item.spec, utt=item.name if item.name != item.spec else None)
+            check_usable(audio.data, audio.sample_rate, min_seconds=0.0)  # a click is padded to one WavLM frame
+            signal = resample(audio.data.mean(axis=1), audio.sample_rate, model.sample_rate)
+            cut = signal[: int(model.settings["max_seconds"] * model.sample_rate)]
+            loaded.append((item, torch.from_numpy(np.ascontiguousarray(cut, np.float32))))
         except InputError as err:
             summary.refused[item.name] = err.message
             print(f"{prog}: refused {item.name}: {err.message}", file=sys.stderr)
@@ -110,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="exp/<tag> of a finished recipe run, or its model/ dir")
     parser.add_argument("--in", dest="inputs", required=True, help="audio file, directory or wav.scp")
     parser.add_argument("--out", required=True, help="PNG file (one input) or directory")
-    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the model's)")
+    parser.add_argument("--steps", type=positive_int, default=None, help="optimisation steps (default: the model's)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--system", default="wavbrivl", choices=SYSTEMS)
     parser.add_argument("--device", default="cpu")

@@ -68,7 +68,7 @@ class Listener:
                 raise InputError(err.message, path) from None
             if len(audio.data) < MIN_SECONDS * audio.sample_rate:  # the front end's rule: a click is not an excerpt
                 raise InputError(f"too short: {len(audio.data) / audio.sample_rate:.3f} s, "
-                                 f"at least {MIN_SECONDS} s needed", path)
+                                 f"the model needs at least {MIN_SECONDS:.3f} s", path)
         ref, deg = signals
         check_not_silent(ref, f"{ref_path} (reference)")
         difference = abs(ref.shape[1] - deg.shape[1])
