@@ -328,6 +328,24 @@ class Builder:
         keep = np.sort(self.rng.choice(len(items), cap, replace=False))
         return [items[i] for i in keep]
 
+    def _distinct_content(self, outputs: list[str], sources: list[str]) -> list[str]:
+        """The decoded outputs whose audio no earlier one has; the others are deleted and counted.
+
+        Two package files may differ in their bytes (container metadata) and still decode to the
+        same samples (a Tux Paint letter under two stamp names, one sound effect for two animals);
+        written the same way, equal samples make equal wav bytes."""
+        seen: set[str] = set()
+        kept = []
+        for out, source in zip(outputs, sources):
+            digest = hashlib.sha1(Path(out).read_bytes()).hexdigest()
+            if digest in seen:
+                self.report.skip("duplicate of another source file", source, "same decoded audio")
+                os.unlink(out)
+                continue
+            seen.add(digest)
+            kept.append(out)
+        return kept
+
     def _unique(self, items: list) -> list:
         """Packages ship some recordings twice (a letter under two stamp folders): keep one."""
         seen: set[str] = set()
@@ -382,7 +400,8 @@ class Builder:
                     self.report.skip(reason, meta[out].path, value)
                 else:
                     decoded[out] = value
-        self.staged = [(meta[out], out, dur) for out, dur in sorted(decoded.items())]
+        kept = self._distinct_content(sorted(decoded), [meta[out].path for out in sorted(decoded)])
+        self.staged = [(meta[out], out, decoded[out]) for out in kept]
         # speakers: gender from the package where stated, else from measured F0
         by_spk: dict[str, list[tuple[src.SpeechSource, str]]] = defaultdict(list)
         for item, out, _ in self.staged:
@@ -668,11 +687,16 @@ class Builder:
         effects = stamps + ui
         decoded = self._batched(_effect_task, [(item.path, str(noise_dir / item.category / f"{item.name}.wav"))
                                                for item in effects], "sound effects")
+        written = [dest for dest, value in decoded if not isinstance(value, str)]
+        distinct = set(self._distinct_content(written, [item.path for item, (_, value) in zip(effects, decoded)
+                                                        if not isinstance(value, str)]))
         for item, (dest, value) in zip(effects, decoded):
             if isinstance(value, str):
                 reason = ("corrupt or undecodable" if "decode" in value else
                           "too short" if "shorter" in value else "empty or silent")
                 self.report.skip(reason, item.path, value)
+                continue
+            if dest not in distinct:
                 continue
             dest = Path(dest)
             self._add_noise(item.name, dest, item.category, item.package, value)

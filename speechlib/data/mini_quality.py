@@ -131,6 +131,8 @@ def measure(root: Path, per_speaker: int = 8, mos_per_subset: int = 24, seed: in
             for name, values in scores.items():
                 result[f"mos_{name}"] = float(np.mean(values)) if values else float("nan")
                 result[f"mos_{name}_n"] = len(values)
+                result[f"mos_{name}_ci95"] = ci95(values)
+                result[f"mos_{name}_scores"] = [round(v, 4) for v in values]
         figures[subset] = result
     return figures
 
@@ -141,11 +143,17 @@ def _speakers_tsv(root: Path) -> dict[str, dict[str, str]]:
     return {row["spk"]: row for row in (dict(zip(header, line.split("\t"))) for line in lines[1:])}
 
 
-def pooled_mos(figures: dict[str, dict]) -> tuple[float, int]:
-    """DistillMOS over the whole LibriSpeech layout: the subsets' samples pooled (mean, n)."""
-    parts = [(f["mos_all"], f["mos_all_n"]) for f in figures.values() if f.get("mos_all_n")]
-    total = sum(n for _, n in parts)
-    return (float(sum(m * n for m, n in parts) / total) if total else float("nan")), total
+def ci95(values: list[float]) -> float:
+    """Half-width of the normal-approximation 95 % confidence interval of a mean (nan below n = 2)."""
+    if len(values) < 2:
+        return float("nan")
+    return float(1.96 * np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
+def pooled_mos(figures: dict[str, dict]) -> tuple[float, int, float]:
+    """DistillMOS over the whole LibriSpeech layout: the subsets' samples pooled (mean, n, CI half-width)."""
+    scores = [v for f in figures.values() for v in f.get("mos_all_scores", [])]
+    return (float(np.mean(scores)) if scores else float("nan")), len(scores), ci95(scores)
 
 
 def readme_section(figures: dict[str, dict], command: str) -> str:
@@ -160,12 +168,13 @@ def readme_section(figures: dict[str, dict], command: str) -> str:
                  if "eer_pairs" in f else "not measured (training set)")
         trials = (f"{100 * f['eer_trials']:.1f} ({f['trials_target']}/{f['trials_nontarget']})"
                   if "eer_trials" in f else "-")
-        mos = [f"{f[f'mos_{k}']:.2f} ({f[f'mos_{k}_n']})" if f"mos_{k}" in f else "not run"
-               for k in ("pseudo", "base", "all")]
+        mos = [f"{f[f'mos_{k}']:.2f} ± {f[f'mos_{k}_ci95']:.2f} ({f[f'mos_{k}_n']})" if f"mos_{k}" in f
+               else "not run" for k in ("pseudo", "base", "all")]
         lines.append(f"| {subset} | {pairs} | {trials} | {' | '.join(mos)} |")
-    mean, n = pooled_mos(figures)
+    mean, n, half = pooled_mos(figures)
     if n:
-        lines += ["", f"DistillMOS over the LibriSpeech layout (the subsets' samples pooled): {mean:.2f} (n = {n})."]
+        lines += ["", f"DistillMOS over the LibriSpeech layout (the subsets' samples pooled): {mean:.2f} ± {half:.2f} "
+                  f"(n = {n}). DistillMOS: mean ± half-width of its 95 % confidence interval (n utterances)."]
     return "\n".join(lines) + "\n"
 
 

@@ -76,7 +76,7 @@ def main() -> int:
             checks[f"{subset} EER trials <= 10 %"] = f["eer_trials"] <= 0.10
         for subset, f in figures.items():
             checks[f"{subset} |MOS pseudo - MOS base| <= 0.5"] = abs(f["mos_pseudo"] - f["mos_base"]) <= 0.5
-        result["mos_all_pooled"] = mini_quality.pooled_mos(figures)[0]
+        result["mos_all_pooled"], _, result["mos_all_pooled_ci95"] = mini_quality.pooled_mos(figures)
         checks["MOS over the LibriSpeech layout >= 3.3"] = result["mos_all_pooled"] >= 3.3
         if "build_seconds" in result:
             checks["build < 300 s"] = result["build_seconds"] < 300
