@@ -195,6 +195,9 @@ class RecipeBrain(sb.Brain):
             self.train_stats = stats
             self._progress = None
             if not self._has_valid:
+                # The epoch's running loss is spent: SpeechBrain zeroes it only after this hook,
+                # so the end-of-epoch checkpoint would carry it into a resumed next epoch's mean.
+                self.step, self.avg_train_loss = 0, 0.0
                 self.end_epoch(epoch, stats, None)
         elif stage == sb.Stage.VALID:
             self.end_epoch(epoch, self.train_stats, stats)

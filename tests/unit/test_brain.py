@@ -1,6 +1,8 @@
 """RecipeBrain: the first non-finite loss stops training and names the batch's utterances."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import speechbrain as sb
 import torch
@@ -136,12 +138,15 @@ def test_a_resumed_training_repeats_an_uninterrupted_one(tmp_path):
         brain = build_brain(NoisyRegression, stage_for(folder, "f"), "reg", {"model": torch.nn.Linear(1, 1)},
                             optimizer=lambda p: torch.optim.SGD(p, 0.05), epochs=epochs)
         fit(brain, dataset(None), train_loader_kwargs={"batch_size": 2})
-        return brain.modules.model.weight.detach().clone()
+        curve = json.loads((folder / "reg" / "loss_curve.json").read_text())
+        return brain.modules.model.weight.detach().clone(), [row["train"]["loss"] for row in curve]
 
     torch.manual_seed(0)
-    straight = train(tmp_path / "a", 2)
+    straight, straight_losses = train(tmp_path / "a", 2)
     torch.manual_seed(0)
     train(tmp_path / "b", 1)
     torch.manual_seed(12345)  # the re-run is another process: its generator is elsewhere
-    resumed = train(tmp_path / "b", 2)
+    resumed, resumed_losses = train(tmp_path / "b", 2)
     assert torch.equal(straight, resumed)
+    # the resumed epoch reports its own mean loss, not one averaged with the epoch before it
+    assert resumed_losses == straight_losses
