@@ -68,8 +68,21 @@ for n in 2 3 4 5 6; do
     fi
 done
 
+# Scoring jobs: one on the GPU, else --nj, but never more than the smallest test set has utterances
+# (every job scores its part of every set; a small corpus can hold a single DNS English test file).
+scoring_jobs() {
+    local jobs=${nj} dir size
+    [ "${ngpu}" -gt 0 ] && jobs=1
+    for dir in $(python -m speechlib.tasks.se_uda.score "${opts[@]}" --print_test_sets); do
+        size=$(wc -l < "${dir}/wav.scp")
+        [ "${size}" -lt "${jobs}" ] && jobs=${size}
+    done
+    echo "${jobs}"
+}
+
 if stage_begin 7 "scoring every system on every test set"; then
-    if [ "${ngpu}" -gt 0 ]; then score_jobs=1; score_device=cuda:0; else score_jobs=${nj}; score_device=cpu; fi
+    score_jobs=$(scoring_jobs)
+    if [ "${ngpu}" -gt 0 ]; then score_device=cuda:0; else score_device=cpu; fi
     data=$(python -m speechlib.tasks.se_uda.score "${opts[@]}" --print_test_sets)
     for dir in ${data}; do utils/split_data.sh --per-utt "${dir}" "${score_jobs}" >/dev/null; done
     for s in ${seeds}; do
@@ -80,9 +93,8 @@ if stage_begin 7 "scoring every system on every test set"; then
 fi
 
 if stage_begin 8 "report: tables with CIs, paired bootstrap, figures"; then
-    [ "${ngpu}" -gt 0 ] && nj=1
     launch ${decode_cmd} "${expdir}/log/report.log" python -m speechlib.tasks.se_uda.report "${opts[@]}" \
-        --nj "${nj}" --seeds "${seeds}"
+        --nj "$(scoring_jobs)" --seeds "${seeds}"
     python -m speechlib.results.collect .
     log "results: ${expdir}/RESULTS.md and RESULTS.md"
 fi

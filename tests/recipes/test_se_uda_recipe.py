@@ -18,7 +18,7 @@ import soundfile
 from speechlib.io.kaldi import read_dict
 from tests.helpers import PYTHON, REPO, run
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(1800)  # includes the session's mini corpus build (9.5 min at load 15)
 RECIPE = REPO / "egs" / "se_uda"
 TABLE1_ROWS = ("Noisy", "Source model", "RemixIT", "DANN", "DANN+RemixIT", "SRST (random source)",
                "SRST (similar source)", "Target model")

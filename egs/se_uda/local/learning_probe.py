@@ -60,8 +60,7 @@ def main() -> None:
     train = remixed(hp, "source", True) if args.system == "source" else oracle_set(hp)[0]
     parts = train.datasets if hasattr(train, "datasets") else [train]
     valid = valid_set(hp) if args.system == "source" else valid_set(hp, "target_valid")
-    valid_items = [valid[i] for i in range(len(valid))]
-    valid_mix, valid_speech = stacked(valid_items, "sig"), stacked(valid_items, "speech_sig")
+    valid_items = [(valid[i]["sig"][None], valid[i]["speech_sig"][None]) for i in range(len(valid))]
     model = build_unet(hp)
     optimiser = torch.optim.Adam(model.parameters(), hp["lr"])
     batch = int(hp["batch_size"])
@@ -86,12 +85,13 @@ def main() -> None:
             step += 1
             if step % args.every == 0 or step == args.steps:
                 model.eval()
-                with torch.no_grad():
-                    gain = (si_sdr(model(valid_mix)[0], valid_speech) - si_sdr(valid_mix, valid_speech)).mean()
+                with torch.no_grad():  # one utterance at a time: validation sets may vary in length
+                    gain = np.mean([float(si_sdr(model(mix)[0], speech) - si_sdr(mix, speech))
+                                    for mix, speech in valid_items])
                 model.train()
                 rows.append({"step": step, "cpu_s": round(time.process_time() - start, 1),
                              "data_cpu_s": round(data_cpu, 1), "loss": round(loss.item(), 2),
-                             "valid_si_sdri": round(float(gain), 2)})
+                             "valid_si_sdri": round(gain, 2)})
                 print(json.dumps(rows[-1]), flush=True)
             if step == args.steps:
                 break
