@@ -77,7 +77,7 @@ def test_tiny_recipe_end_to_end(tmp_path, mini_small, recipe_runs):
     assert bad.returncode == 1 and "not a model directory" in bad.stderr and len(bad.stderr.splitlines()) == 1
     bad = run([PYTHON, "-m", "speechlib.tasks.audio2image.generate", "--model", str(exp / "wavbrivl_seed1" / "model"),
                "--in", str(tone), "--out", str(tmp_path / "y.png")], env=env)   # no VQGAN in an audio tower's dir
-    assert bad.returncode == 1 and "audio_encoder model, not" in bad.stderr
+    assert bad.returncode == 1 and "audio_encoder model (system wavbrivl), not a audio2image audio2image" in bad.stderr
 
     # a finished stage is skipped on a re-run
     out = run_recipe(recipe, mini_small, "--stage", "4", "--stop-stage", "4")
