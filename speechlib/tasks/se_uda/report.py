@@ -384,7 +384,11 @@ def main() -> None:
         "pools (the dashed line marks SRST's selection); spectrograms of one target test utterance at "
         "0 dB (noisy, source model, SRST (similar source), target model, clean), whose audio is in "
         "examples/ (first 4 s, FLAC): " + ", ".join(Path(p).stem for p in listening) + ".",
-        throughput_notes(first, hp)) if part)
+        throughput_notes(first, hp),
+        "" if len(scores.seeds) >= 3 else
+        "Multi-seed results (conf/small_se_uda.yaml: every system with 3 seeds, sized for ~75 min on 2 "
+        "idle CPU cores) and paper scale (conf/paper_se_uda.yaml: real corpora, GPU): not run here; "
+        "the recipe's README says why.") if part)
     path = write_results(exp_dir, "egs/se_uda: domain adaptation for speech enhancement", tables, corpus,
                          notes, figures, examples=listening)
     print(f"report: wrote {path}")
