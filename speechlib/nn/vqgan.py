@@ -264,13 +264,24 @@ def spherical_distance_sq(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def make_cutouts(images: torch.Tensor, cutouts: int, size: int, min_fraction: float,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
     """(B, 3, H, W) -> (B * cutouts, 3, size, size): random square crops (side between
     min_fraction and 1 of the picture, random position), random horizontal flips and a little
-    noise, all in one grid_sample call (no Python loop over cutouts)."""
+    noise, all in one grid_sample call (no Python loop over cutouts). With one generator per
+    picture, a picture's crops do not depend on the other pictures of the batch."""
     batch, device = images.shape[0], images.device
     n = batch * cutouts
-    rand = torch.rand(n, 4, generator=generator, device="cpu").to(device)
+    per_picture = isinstance(generator, (list, tuple))
+    if per_picture and len(generator) != batch:
+        raise ValueError(f"make_cutouts: {len(generator)} generators for {batch} pictures")
+    shape = (cutouts, images.shape[1], size, size)
+
+    def draw(sampler, *dims):
+        if per_picture:
+            return torch.cat([sampler(*dims, generator=g, device="cpu") for g in generator]).to(device)
+        return sampler(batch * dims[0], *dims[1:], generator=generator, device="cpu").to(device)
+
+    rand = draw(torch.rand, cutouts, 4)
     scale = min_fraction + (1 - min_fraction) * rand[:, 0]
     shift_x, shift_y = (2 * rand[:, 1] - 1) * (1 - scale), (2 * rand[:, 2] - 1) * (1 - scale)
     flip = torch.where(rand[:, 3] < 0.5, -1.0, 1.0).to(device)
@@ -280,8 +291,7 @@ def make_cutouts(images: torch.Tensor, cutouts: int, size: int, min_fraction: fl
     grid = F.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
     source = images.repeat_interleave(cutouts, dim=0)
     crops = F.grid_sample(source, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    noise = torch.randn(crops.shape, generator=generator, device="cpu").to(device)
-    return crops + 0.02 * noise
+    return crops + 0.02 * draw(torch.randn, *shape)
 
 
 def generate_images(vqgan: VQModel, image_tower: nn.Module, targets: torch.Tensor, steps: int, lr: float,
@@ -292,11 +302,17 @@ def generate_images(vqgan: VQModel, image_tower: nn.Module, targets: torch.Tenso
 
     The latent starts from random codebook entries; each step it is quantised with a straight-
     through gradient (as VQGAN-CLIP does) and decoded. `to_tower` maps decoder output in [-1, 1]
-    to the tower's input. Returns the pictures in [0, 1], (B, 3, H, W), and the loss per step.
+    to the tower's input. Returns the pictures in [0, 1], (B, 3, H, W), and the mean loss per step.
+
+    A picture does not depend on the other targets of its batch: each target has its own random
+    stream seeded with `seed` (start latent, cutouts), and the objective is the sum of the
+    per-target losses, so each latent gets the gradient it would get alone (the decoder and the
+    tower must be in eval mode, as the callers set them).
     """
-    generator = torch.Generator().manual_seed(seed)
+    batch = targets.shape[0]
+    generators = [torch.Generator().manual_seed(seed) for _ in range(batch)]
     codebook = vqgan.quantize.embedding.weight
-    start = torch.randint(codebook.shape[0], (targets.shape[0], latent_size, latent_size), generator=generator)
+    start = torch.cat([torch.randint(codebook.shape[0], (1, latent_size, latent_size), generator=g) for g in generators])
     latent = vqgan.quantize.lookup(start.to(codebook.device)).detach().clone().requires_grad_(True)
     optimiser = torch.optim.Adam([latent], lr=lr)
     targets = targets.detach().repeat_interleave(cutouts, dim=0)
@@ -305,12 +321,12 @@ def generate_images(vqgan: VQModel, image_tower: nn.Module, targets: torch.Tenso
     for _ in range(steps):
         quantised = latent + (vqgan.quantize.lookup(vqgan.quantize.indices(latent)) - latent).detach()
         pictures = vqgan.decode(quantised).clamp(-1, 1)
-        crops = make_cutouts(pictures, cutouts, cut_size, min_fraction, generator)
-        loss = spherical_distance_sq(image_tower(to_tower(crops)), targets).mean()
+        crops = make_cutouts(pictures, cutouts, cut_size, min_fraction, generators)
+        per_target = spherical_distance_sq(image_tower(to_tower(crops)), targets).view(batch, cutouts).mean(1)
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        per_target.sum().backward()
         optimiser.step()
-        losses.append(loss.item())
+        losses.append(per_target.mean().item())
     with torch.no_grad():
         quantised = vqgan.quantize.lookup(vqgan.quantize.indices(latent))
         pictures = (vqgan.decode(quantised).clamp(-1, 1) + 1) / 2

@@ -226,8 +226,8 @@ def start_stage(name: str, argv: list[str] | None = None, corpus_key: str = "cor
                 doc: str | None = None) -> Stage:
     """Parse `config.yaml [--key value ...] [stage options]`, resolve, seed, and record the run.
 
-    `name` may use the options, e.g. "train_{system}" or "score.{job}of{nj}": it names the saved
-    config (`conf/<name>.yaml`) and the done marker. `options` declares the stage's own options;
+    `name` may use the options and the config's seed, e.g. "train_{system}_seed{seed}" or
+    "score.{job}of{nj}": it names the saved config (`conf/<name>.yaml`) and the done marker. `options` declares the stage's own options;
     a stage that declares them (`options=()` when it has none) gets unknown config keys refused,
     a stage that does not (the older stages) gets a warning. `doc` (default: the running
     module's docstring) heads the `--help` text.
@@ -271,7 +271,7 @@ def start_stage(name: str, argv: list[str] | None = None, corpus_key: str = "cor
     if "output_folder" not in hparams:
         raise InputError("config has no 'output_folder' (the exp dir)", hparams_file)
     exp_dir = Path(hparams["output_folder"])
-    name = name.format(**values)
+    name = name.format(**({"seed": hparams["seed"]} if "seed" in hparams else {}), **values)
     shown = " ".join(f"--{key} {value}" for key, value in values.items())
     fingerprint = hashlib.sha256((resolved + shown).encode()).hexdigest()[:16]
     if _is_main_process():

@@ -69,6 +69,23 @@ def test_audio2image_sound_embeddings():
         assert_independent(lambda batch: embed_sounds(model, batch, batch_size=8).numpy(), items)
 
 
+def test_audio2image_generated_pictures():
+    """speechlib.nn.vqgan.generate_images (generate, the 2AFC pictures): a sound's picture alone
+    equals its picture among others (own random stream per target, summed per-target loss)."""
+    import torch.nn.functional as F
+
+    from speechlib.nn.vqgan import VQModel, generate_images
+    from tests.unit.test_audio2image import DDCONFIG, tower
+
+    torch.manual_seed(3)
+    vqgan = VQModel(DDCONFIG, n_embed=16, embed_dim=8, disc_channels=8, disc_layers=1).eval()
+    image_tower = tower().eval()
+    targets = list(F.normalize(torch.randn(3, 8), dim=-1))
+    assert_independent(lambda batch: list(generate_images(vqgan, image_tower, torch.stack(batch), steps=6, lr=0.1,
+                                                         cutouts=4, cut_size=16, latent_size=8, seed=5)[0].numpy()),
+                       targets)
+
+
 def test_mos_pretrain_embeddings(tmp_path):
     """speechlib.tasks.mos_pretrain.systems.embed_files: the downstream MOS stage's embeddings."""
     from speechlib.nn.pase import PASEEncoder

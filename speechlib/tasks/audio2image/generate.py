@@ -69,7 +69,7 @@ class LoadedModel:
         for first in range(0, embeddings.shape[0], batch_size):
             chunk, _ = generate_images(self.vqgan, self.tower, embeddings[first:first + batch_size], steps,
                                        s["gen_lr"], s["gen_cutouts"], s["gen_cut_size"], s["latent_size"],
-                                       s["gen_min_fraction"], seed=seed + first)
+                                       s["gen_min_fraction"], seed=seed)
             pictures.append(chunk.cpu())
         seconds = (time.perf_counter() - start) / max(1, embeddings.shape[0])
         return torch.cat(pictures), seconds

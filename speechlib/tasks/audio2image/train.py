@@ -13,7 +13,6 @@ killed training resumes) and exports exp/<tag>/<system>_seed<N>/model (audio, im
 from __future__ import annotations
 
 import logging
-import sys
 
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.nn.audio_image import AudioImageCLIP, AudioImageMoCo, load_wavlm
@@ -38,10 +37,8 @@ def build_system(hp: dict, system: str, tower):
 
 
 def main() -> None:
-    # the seed is a config key (it seeds the models' initialisation), the last --seed wins as in
-    # SpeechBrain's overrides; the stage's name carries it: one saved config and done marker per seed
-    seeds = [sys.argv[i + 1] for i, arg in enumerate(sys.argv[:-1]) if arg == "--seed"]
-    stage = start_stage(f"train_{{system}}_seed{seeds[-1] if seeds else 'default'}",
+    # one saved config and done marker per system and seed (the config's seed, --seed overrides it)
+    stage = start_stage("train_{system}_seed{seed}",
                         options=(Option("system", "which audio tower to train", choices=SYSTEMS),))
     hp = stage.hparams
     system, seed = stage.options["system"], int(hp["seed"])
