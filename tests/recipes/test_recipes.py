@@ -53,8 +53,8 @@ def retrain_copy(recipe: Path, dest: Path) -> Path:
     shutil.copytree(recipe, dest, symlinks=True)
     for curve in list((dest / "exp").rglob("loss_curve.json")):
         shutil.rmtree(curve.parent, ignore_errors=True)
-    for markers in list((dest / "exp").rglob(".done")):
-        shutil.rmtree(markers)
+    for marker in list((dest / "exp").rglob(".done")):   # a stage's marker dir, or a system's file
+        shutil.rmtree(marker) if marker.is_dir() else marker.unlink()
     return dest
 
 
