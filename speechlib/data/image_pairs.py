@@ -26,7 +26,7 @@ from speechlib.io.errors import InputError
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
-_SPOKEN = re.compile(r"_(desc|name)_(?P<stem>.+)$")
+SPOKEN = re.compile(r"_(desc|name)_(?P<stem>.+)$")   # a spoken stamp in a speech-pool utterance id
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def mini_pairs(root: str | os.PathLike | None, class_level: int = 1, kinds: tupl
                               str((base / row["image"]).resolve()), "sfx", "none",
                               stamp_name_text(name, row["group"]), class_of(row["group"], class_level)))
     for row in mini.speech_index(base):
-        match = _SPOKEN.search(row["utt"])
+        match = SPOKEN.search(row["utt"])
         if not match or match.group(1) not in kinds:
             continue
         stamp = "tp_" + match["stem"]

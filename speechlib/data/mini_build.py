@@ -328,6 +328,23 @@ class Builder:
         keep = np.sort(self.rng.choice(len(items), cap, replace=False))
         return [items[i] for i in keep]
 
+    def _prefer(self, items: list, cap: int, preferred) -> list:
+        """At most `cap` items, in their order; when capping (--small), first those `preferred(item)`
+        accepts, then a random draw of the rest. Uncapped, the list is returned as it is."""
+        if len(items) <= cap:
+            return items
+        first = [item for item in items if preferred(item)][:cap]
+        rest = self._cap([item for item in items if not preferred(item)], cap - len(first))
+        chosen = {id(item) for item in first + rest}
+        return [item for item in items if id(item) in chosen]
+
+    def _spoken_stamp(self, utt_or_name: str) -> str | None:
+        """The stamp ('tp_<stem>') a Tux Paint spoken description or name is about, if any."""
+        from speechlib.data.image_pairs import SPOKEN
+
+        match = SPOKEN.search("_" + utt_or_name)
+        return "tp_" + match["stem"] if match else None
+
     def _distinct_content(self, outputs: list[str], sources: list[str]) -> list[str]:
         """The decoded outputs whose audio no earlier one has; the others are deleted and counted.
 
@@ -371,11 +388,13 @@ class Builder:
         for item in self._unique(ast + tp):
             by_key[(item.spk, item.lang)].append(item)
         selected: list[src.SpeechSource] = []
+        pictured = {item.name for item in src.tuxpaint_stamp_sounds(self.root)}
         for (spk, lang), items in sorted(by_key.items()):
             if spk == "ast_allison" and lang == "en":
                 selected += self._cap(items, self.size["allison_en"])
-            elif spk.startswith("tp_"):
-                selected += self._cap(items, self.size["tp_cap"])
+            elif spk.startswith("tp_"):   # --small: descriptions of stamps with a picture first
+                selected += self._prefer(items, self.size["tp_cap"],
+                                         lambda item: self._spoken_stamp(item.name) in pictured)
             else:
                 selected += self._cap(items, self.size["per_lang_cap"])
         # decode everything to a staging area first; the LibriSpeech tree and the pool take from it
@@ -680,7 +699,10 @@ class Builder:
     # -- noise, music, pictures
     def build_noise(self) -> None:
         noise_dir = self.out / "noise"
-        stamps = self._cap(self._unique(src.tuxpaint_stamp_sounds(self.root)), self.size["stamp_cap"])
+        described = {self._spoken_stamp(row["utt"]) for row in self.utts if row["split"] == "pool"}
+        # --small: stamps whose description the speech pool holds first, so pairs of both kinds exist
+        stamps = self._prefer(self._unique(src.tuxpaint_stamp_sounds(self.root)), self.size["stamp_cap"],
+                              lambda item: item.name in described)
         ui = self._unique(src.ui_sounds(self.root))
         moh, mods = src.music_tracks(self.root)
         self.pairs = []

@@ -260,8 +260,8 @@ SLOW = """
 import sys, time
 from speechlib.io import inference
 from speechlib.io.errors import exit_on_input_error
-def slow(batch):
-    time.sleep(0.3)
+def slow(batch):   # 30 files take 30 s: the interrupt lands mid-run on any machine
+    time.sleep(1.0)
     return batch
 exit_on_input_error("slow", lambda: inference.main("slow", "slow", lambda a: inference.WaveformModel(16000, slow),
                                                   memory_mb=100))
