@@ -14,6 +14,7 @@
 #     launch LAUNCHER [opts] [JOB=1:N] LOG COMMAND...
 #                               runs a launcher call and meanwhile shows the stage's progress
 #                               lines (or jobs done/total for an array) on the terminal
+#     wait_all PID...           waits for every background job; fails if any failed
 #     train_job LOG COMMAND...  a training: the launcher and processes chosen once from --ngpu
 #                               (0: CPU; 1: one GPU; N > 1: torchrun, or srun across Slurm nodes,
 #                               through speechlib.launch.distributed)
@@ -135,6 +136,11 @@ else
     train_launcher=(${train_cmd})
     train_device=(--device cpu)
 fi
+wait_all() {  # wait_all PID...: every job runs to its end; the status is the last failure's (0 if none)
+    local pid code=0
+    for pid in "$@"; do wait "${pid}" || code=$?; done
+    return "${code}"
+}
 train_job() {  # train_job LOG python -m speechlib.tasks.<recipe>.<stage> ARGS...
     local log=$1; shift
     launch "${train_launcher[@]}" "${log}" python -m speechlib.launch.distributed --ngpu "${ngpu:-0}" -- \

@@ -30,15 +30,14 @@ externals=(--wav2vec2_dir "${WAV2VEC2_DIR}" --hubert_dir "${HUBERT_DIR}" --dashe
 if [ "${ngpu}" -gt 0 ]; then array_device=(--device cuda:0); else array_device=(--device cpu); fi
 
 pretrain_group() {  # $1: group (pase | control | masked | plus); DDP under --ngpu N > 1 (train_job)
-    local jobs=${nj} j pids=() code=0
+    local jobs=${nj} j pids=()
     [ "${ngpu}" -gt 0 ] && jobs=1  # one job holds all the GPUs
     for j in $(seq 1 "${jobs}"); do
         train_job "${expdir}/log/pretrain_${1}.${j}.log" python -m speechlib.tasks.mos_pretrain.pretrain \
             "${opts[@]}" --group "${1}" --job "${j}" --nj "${jobs}" &
         pids+=($!)
     done
-    for j in "${pids[@]}"; do wait "${j}" || code=$?; done
-    return "${code}"
+    wait_all "${pids[@]}"
 }
 
 if stage_begin 0 "data: pre-training speech, noise, mini MOS sets (DistillMOS labels)"; then

@@ -42,15 +42,14 @@ fi
 # Stages 2-6: the trainings, in dependency order; the systems of one stage do not depend on each
 # other and train at the same time (two processes: one per core, or both on the GPU).
 train_systems() {  # train_systems SEED SYSTEM...
-    local s=$1 pids=() system code=0
+    local s=$1 pids=() system
     shift
     for system in "$@"; do
         train_job "${expdir}/seed${s}/log/train_${system}.log" python -m speechlib.tasks.se_uda.train \
             "${config}" --output_folder "${expdir}/seed${s}" --seed "${s}" --system "${system}" &
         pids+=($!)
     done
-    for pid in "${pids[@]}"; do wait "${pid}" || code=$?; done
-    return "${code}"
+    wait_all "${pids[@]}"
 }
 stage_title=([2]="source model and oracle target model (trained with target clean speech)"
     [3]="domain classifier on the frozen source encoder" [4]="DANN"

@@ -116,3 +116,17 @@ def test_a_failing_stage_is_named_with_its_exit_code(tmp_path):
     out = run(["./run.sh"], cwd=recipe, env={"MAIN_ROOT": str(REPO)})
     assert out.returncode != 0
     assert "Failed in stage 1 with exit code 1." in out.stdout.splitlines()[-1]
+
+
+def test_wait_all_lets_every_job_finish_and_reports_a_failure(tmp_path):
+    recipe = recipe_dir(tmp_path)
+    script = (recipe / "run.sh").read_text().replace('if stage_begin 1 "array"; then', '''bash -c 'exit 4' & a=$!
+(sleep 0.5; touch late_job_finished) & b=$!
+wait_all "${a}" "${b}" || echo "wait_all status $?"
+true & wait_all $! && echo "wait_all ok"
+if stage_begin 1 "array"; then''')
+    (recipe / "run.sh").write_text(script)
+    out = run(["./run.sh", "--stop-stage", "0"], cwd=recipe, env={"MAIN_ROOT": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert "wait_all status 4" in out.stdout and "wait_all ok" in out.stdout
+    assert (recipe / "late_job_finished").is_file()
