@@ -5,6 +5,13 @@ the mask decoder G_M, of identical shape, decode y into a noise vector n (tanh, 
 a saliency mask m (sigmoid: the "normalisation" of the mask representation). The perturbation
 is delta = eps * (n * m), so |delta| <= eps per sample.
 
+Optional spectral bound (`spectral_ratio` rho, not in the paper): delta is then limited, in
+every time-frequency bin of a 32 ms STFT, to rho times the magnitude of the input there
+(|D(t, f)| <= rho |X(t, f)|, phase kept), and clamped to +-eps again. The perturbation then sits
+under the speech it perturbs (nothing in silences, nothing where the speech has no energy), where
+the ear masks it: noise shaped this way at 20 dB SNR scores PESQ near 4 where white noise at the
+same SNR scores below 1. The remover applies the same bound with its own input x'.
+
 No waveform SSED code is public; this is the 1-D reading of the image-domain SSAE shape the
 paper cites (a wide first convolution, strided down-sampling convolutions, residual blocks, and
 a mirrored up-sampling path per decoder). The same class serves as the perturbation generator
@@ -12,6 +19,8 @@ F_P and, fed x', as the removal module F_R (the paper: "F_R and F_P share the sa
 """
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +43,35 @@ class ResidualBlock(nn.Module):
 def _down(c_in: int, c_out: int, stride: int) -> nn.Module:
     return nn.Sequential(nn.Conv1d(c_in, c_out, 2 * stride, stride=stride, padding=stride // 2),
                          nn.GroupNorm(1, c_out), nn.ReLU())
+
+
+class PolyphaseUp(nn.Module):
+    """A ConvTranspose1d(kernel 2s, stride s, padding s/2) rewritten as a 3-tap Conv1d with s x
+    c_out channels and an interleave: output sample s q + r takes taps q-1, q, q+1 of the input
+    (two of them non-zero per phase r). The same numbers as the transposed convolution (tested),
+    about 2.5x faster on CPU, where PyTorch's transposed convolution is slow; for inference."""
+
+    def __init__(self, up: nn.ConvTranspose1d):
+        super().__init__()
+        stride, kernel, pad = up.stride[0], up.kernel_size[0], up.padding[0]
+        if kernel != 2 * stride or pad != stride // 2 or stride % 2 or up.groups != 1:
+            raise ValueError(f"PolyphaseUp: needs kernel 2s, padding s/2, even s; got {kernel}, {pad}, {stride}")
+        c_in, c_out = up.in_channels, up.out_channels
+        weight = up.weight.new_zeros(c_out, stride, c_in, 3)
+        for r in range(stride):
+            for tap in range(3):  # input index q + tap - 1
+                k = stride * (1 - tap) + r + stride // 2
+                if 0 <= k < kernel:
+                    weight[:, r, :, tap] = up.weight[:, :, k].t()
+        self.conv = nn.Conv1d(c_in, c_out * stride, 3, padding=1)
+        self.conv.weight.data.copy_(weight.reshape(c_out * stride, c_in, 3))
+        self.conv.bias.data.copy_(up.bias.detach().repeat_interleave(stride))
+        self.stride, self.c_out = stride, c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        batch, _, length = y.shape
+        return y.view(batch, self.c_out, self.stride, length).transpose(2, 3).reshape(batch, self.c_out, -1)
 
 
 def _up(c_in: int, c_out: int, stride: int) -> nn.Module:
@@ -75,12 +113,15 @@ class SSED(nn.Module):
     """
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 128), strides: tuple[int, ...] = (2, 2),
-                 residual_blocks: int = 6, kernel: int = 7, eps: float = 0.05):
+                 residual_blocks: int = 6, kernel: int = 7, eps: float = 0.05,
+                 spectral_ratio: float | None = None, stft_size: int = 512):
         super().__init__()
         channels, strides = list(channels), list(strides)
         if len(channels) != len(strides) + 1:
             raise ValueError(f"SSED: {len(channels)} channel sizes need {len(channels) - 1} strides, got {len(strides)}")
         self.eps = eps
+        self.spectral_ratio, self.stft_size = spectral_ratio, stft_size
+        self.register_buffer("window", torch.hann_window(stft_size), persistent=False)
         self.hop = 1
         for stride in strides:
             self.hop *= stride
@@ -112,11 +153,40 @@ class SSED(nn.Module):
         mask = self.mask_decoder(latent)[:, 0, :length]
         return noise, mask
 
+    def for_inference(self) -> "SSED":
+        """A copy for inference: every transposed convolution in its polyphase form (same
+        outputs, faster on CPU); eval mode, no gradients."""
+        fast = copy.deepcopy(self).eval().requires_grad_(False)
+        for decoder in (fast.noise_decoder, fast.mask_decoder):
+            for block in decoder.up:
+                if isinstance(block[0], nn.ConvTranspose1d) and block[0].stride[0] % 2 == 0:
+                    block[0] = PolyphaseUp(block[0])
+        return fast
+
     def forward(self, wav: torch.Tensor) -> SSEDOutput:
         noise, mask = self.noise_and_mask(wav)
-        return SSEDOutput(wav + perturbation(noise, mask, self.eps), noise, mask)
+        delta = perturbation(noise, mask, self.eps)
+        if self.spectral_ratio is not None:
+            delta = under_spectrum(delta, wav, self.spectral_ratio, self.window, self.eps)
+        return SSEDOutput(wav + delta, noise, mask)
 
 
 def perturbation(noise: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
     """delta = eps * (n * m), eqs. (1) and (5)."""
     return eps * (noise * mask)
+
+
+def under_spectrum(delta: torch.Tensor, reference: torch.Tensor, ratio: float, window: torch.Tensor,
+                   eps: float) -> torch.Tensor:
+    """delta with each STFT bin's magnitude limited to `ratio` times the reference's (phase kept),
+    then clamped to +-eps (so the headroom rule |delta| <= eps still holds). (batch, time) in and out."""
+    n_fft = window.shape[0]
+    spec = functools.partial(torch.stft, n_fft=n_fft, hop_length=n_fft // 4, window=window,
+                             pad_mode="constant", return_complex=True)
+    perturbation_spec, reference_spec = spec(delta), spec(reference)
+    limit = ratio * reference_spec.abs()
+    magnitude = perturbation_spec.abs()
+    scale = torch.where(magnitude > limit, limit / magnitude.clamp(min=1e-12), torch.ones_like(magnitude))
+    shaped = torch.istft(perturbation_spec * scale, n_fft=n_fft, hop_length=n_fft // 4, window=window,
+                         length=delta.shape[-1])
+    return shaped.clamp(-eps, eps)

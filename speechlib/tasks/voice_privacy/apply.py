@@ -53,12 +53,17 @@ def read_provenance(tags: dict) -> dict | None:
 
 def load(args: argparse.Namespace, verb: str) -> inference.WaveformModel:
     ssed, model = load_ssed(args.model, VERBS[verb])
-    ssed = ssed.to(args.device)
+    ssed = ssed.for_inference().to(args.device)  # polyphase decoders: same output, faster
     ours, force = generator_id(model), getattr(args, "force", False)
     speaker = load_speaker(model) if args.report else None
 
     @torch.inference_mode()
     def forward(batch: np.ndarray) -> np.ndarray:
+        # One window per call on CPU: the SSED's full-rate activations of a whole batch (4 x 10 s)
+        # outgrow the caches, and one 10 s window at a time runs about 1.7x faster (benchmark).
+        # GroupNorm is per window, so the outputs do not depend on the batching.
+        if args.device == "cpu":
+            return np.concatenate([ssed(torch.from_numpy(row[None])).wav.numpy() for row in batch])
         return ssed(torch.from_numpy(batch).to(args.device)).wav.cpu().numpy()
 
     def before_protect(signals: list[np.ndarray], info: dict) -> list[np.ndarray]:

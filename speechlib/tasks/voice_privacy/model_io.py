@@ -29,7 +29,8 @@ def ssed_kwargs(hp: dict) -> dict:
     """The SSED constructor arguments from a config."""
     return {"channels": tuple(hp["ssed_channels"]), "strides": tuple(hp["ssed_strides"]),
             "residual_blocks": int(hp["ssed_residual_blocks"]), "kernel": int(hp["ssed_kernel"]),
-            "eps": float(hp["eps"])}
+            "eps": float(hp["eps"]),
+            "spectral_ratio": None if hp["spectral_ratio"] is None else float(hp["spectral_ratio"])}
 
 
 def save_models(model_dir: str | Path, kwargs: dict, generator: SSED, remover: SSED, speaker_dir: str | Path,

@@ -54,7 +54,7 @@ def matched_noise(recording: np.ndarray, protected: np.ndarray, rng: np.random.G
 
 def protect_set(hp: dict, exp_dir: Path, subset: str, tag: str) -> tuple[int, dict[str, str]]:
     """Every condition of one evaluation set; returns (utterances done, refused {utt: why})."""
-    generator, remover = load_model(exp_dir, "generator"), load_model(exp_dir, "remover")
+    generator, remover = (load_model(exp_dir, which).for_inference() for which in ("generator", "remover"))
     rate = hp["sample_rate"]
     source = Path(hp["data_folder"]) / subset
     audio = exp_dir / "audio" / subset
