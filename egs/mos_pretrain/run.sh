@@ -21,11 +21,8 @@ help_message="Usage: $0 [options]
   --tag NAME       experiment name (exp/NAME)                       [config name]
   --seed N         seed for Python, NumPy and torch                 [${seed}]"
 
-. utils/recipe_init.sh  # options, path/cmd/db, expdir, opts, log, stage_begin, launch, train_job
+. utils/recipe_init.sh  # options, path/cmd/db, expdir, opts, db_opts, log, stage_begin, launch, train_job
 opts+=(--data_folder "data/${tag}" --nj "${nj}")
-corpora=(--mini_root "${MINI}" --librispeech "${LIBRISPEECH}" --fsdkaggle2018 "${FSDKAGGLE2018}"
-         --pnl "${PNL}" --noisex92 "${NOISEX92}" --vcc2018 "${VCC2018}" --nisqa "${NISQA}")
-externals=(--wav2vec2_dir "${WAV2VEC2_DIR}" --hubert_dir "${HUBERT_DIR}" --dasheng_dir "${DASHENG_DIR}")
 # the heads and embeddings of stage 5 are not a DDP training: one device for the array's jobs
 if [ "${ngpu}" -gt 0 ]; then array_device=(--device cuda:0); else array_device=(--device cpu); fi
 
@@ -41,7 +38,7 @@ pretrain_group() {  # $1: group (pase | control | masked | plus); DDP under --ng
 }
 
 if stage_begin 0 "data: pre-training speech, noise, mini MOS sets (DistillMOS labels)"; then
-    launch ${train_cmd} "${expdir}/log/prepare.log" python -m speechlib.tasks.mos_pretrain.prepare "${opts[@]}" "${corpora[@]}"
+    launch ${train_cmd} "${expdir}/log/prepare.log" python -m speechlib.tasks.mos_pretrain.prepare "${opts[@]}" "${db_opts[@]}"
 fi
 
 if stage_begin 1 "noise-label census of the pre-training draws, linear-probe sets"; then
@@ -66,7 +63,7 @@ fi
 
 if stage_begin 5 "downstream MOS heads on the frozen encoders, linear probes"; then
     launch ${train_cmd} JOB=1:"${nj}" "${expdir}/log/downstream.JOB.log" \
-        python -m speechlib.tasks.mos_pretrain.downstream "${opts[@]}" "${externals[@]}" --job JOB "${array_device[@]}"
+        python -m speechlib.tasks.mos_pretrain.downstream "${opts[@]}" "${db_opts[@]}" --job JOB "${array_device[@]}"
 fi
 
 if [ -n "${dnsmos_pid:-}" ]; then

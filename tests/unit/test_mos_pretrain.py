@@ -558,6 +558,56 @@ def test_degradation_chain_features_by_hand():
     assert got == pytest.approx([1.0, 0.25, 0.0, 0.0, 1.0, 0.25, 0.1, 1.0, 0.25])
 
 
+def test_reference_path_of_both_mini_layouts():
+    from speechlib.tasks.mos_pretrain.diagnose import reference_path
+
+    assert reference_path("d/mini_mos/vcc/wav/a-1.wav") == "d/mini_mos/vcc/ref/a-1.wav"
+    assert reference_path("d/nisqa/MINI_TEST/deg/b-2.wav") == "d/nisqa/MINI_TEST/ref/b-2.wav"
+
+
+def test_encoder_ceilings_fit_the_cached_embeddings(tmp_path):
+    """Embeddings that hold the label give a ridge LCC near 1, pure noise one near 0, and the
+    heads' LCC is read from the run's own mos_<set>.json."""
+    import json
+
+    from speechlib.tasks.mos_pretrain.diagnose import encoder_ceilings
+
+    rng = np.random.default_rng(0)
+    y = {split: rng.uniform(1, 5, n).astype(np.float32) for split, n in (("train", 80), ("valid", 20), ("test", 60))}
+    sets = {"vcc": {split: ([], values) for split, values in y.items()}}
+    for system, signal in (("pase_baseline", 1.0), ("pase_random", 0.0)):
+        folder = tmp_path / "encoders" / system / "seed1"
+        folder.mkdir(parents=True)
+        for split, values in y.items():
+            x = np.concatenate([signal * values[:, None], rng.normal(size=(len(values), 5))], axis=1)
+            np.save(folder / f"emb_vcc_{split}.abc.npy", x)
+        (folder / "mos_vcc.json").write_text(json.dumps({"lcc": 0.5}))
+    got = encoder_ceilings(tmp_path, sets, ["pase_baseline", "pase_random", "logmel"])
+    assert set(got) == {"vcc: pase_baseline", "vcc: pase_random"}  # logmel has no cache: left out
+    assert got["vcc: pase_baseline"]["ridge_lcc"] > 0.99 and abs(got["vcc: pase_random"]["ridge_lcc"]) < 0.35
+    assert got["vcc: pase_baseline"]["head_lcc"] == 0.5
+
+
+def test_pretraining_data_fingerprint_follows_the_files_not_only_their_names(tmp_path):
+    """A rebuilt corpus under the same file names (the mini corpus in a new format) retrains."""
+    import os
+
+    from speechlib.io.kaldi import write_table
+    from speechlib.tasks.mos_pretrain.pretrain import data_fingerprint
+
+    wav = tmp_path / "a.wav"
+    soundfile.write(wav, tone(300, 0.2), SR)
+    for part in ("pretrain_train", "pretrain_eval", "noise_train"):
+        write_table(tmp_path / part / "wav.scp", {"a": str(wav)})
+    write_table(tmp_path / "noise_train" / "utt2category", {"a": "music"})
+    hp = {"data_folder": str(tmp_path), "chunk_seconds": 0.5, "sample_rate": SR}
+    before = data_fingerprint(hp)
+    assert data_fingerprint(hp) == before
+    soundfile.write(wav, tone(300, 0.3), SR)  # same name, other content (size)
+    os.utime(wav, ns=(1, 1))
+    assert data_fingerprint(hp) != before
+
+
 def test_head_input_standardisation_matches_a_hand_computation():
     from speechlib.nn.mos_head import MOSHeadEnsemble
 

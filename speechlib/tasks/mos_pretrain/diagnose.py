@@ -15,8 +15,14 @@ recipe prepared them (mini corpus only: it needs the clean references and the de
 - ceilings of simple predictors, ridge regression fitted on train + valid, LCC on test:
   the exact degradation parameters (NISQA-style set; its csv keeps the degradation chain),
   mean-pooled log-mel of the first 1 s vs the whole file (the old `mos_max_seconds: 1.0`
-  embedded only the first second), and log-mel mean/std of the louder and quieter frames.
-Writes <output_folder>/diagnosis.json.
+  embedded only the first second), and log-mel mean/std of the louder and quieter frames,
+  this last one also fitted on a quarter and a half of the training files (does more data help?);
+- an oracle of the label's two parts (NISQA-style set): the exact degradation parameters plus
+  DistillMOS of the file's own clean reference (the voice as the label source hears it);
+- the frozen encoders' pooled embeddings (the stage-5 caches of each system's first seed) under
+  the same ridge regression, beside the MOS heads' LCC: a head far below its ridge would be a
+  head-training defect, both low an encoder that does not carry the information.
+Writes <output_folder>/diagnosis.json (DistillMOS of the references is cached beside it).
 """
 from __future__ import annotations
 
@@ -80,6 +86,39 @@ def spectral_summaries(items: list[tuple[str, str]], sample_rate: int) -> dict[s
     return {name: np.stack(values) for name, values in rows.items()}
 
 
+def reference_scores(paths: list[str], cache: Path) -> np.ndarray:
+    """DistillMOS of clean references, cached by path (the labelling is the costly part)."""
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    missing = [p for p in paths if p not in known]
+    if missing:
+        known.update(zip(missing, distillmos_scores(missing, nj=1)))
+        atomic_write_text(cache, json.dumps(known) + "\n")
+    return np.array([known[p] for p in paths])
+
+
+def reference_path(wav: str) -> str:
+    """The clean reference the mini MOS build wrote beside a degraded file (deg/ or wav/ -> ref/)."""
+    return str(Path(wav).parent.parent / "ref" / Path(wav).name)
+
+
+def encoder_ceilings(exp: Path, sets: dict, systems: list[str]) -> dict[str, dict[str, float]]:
+    """Ridge on each system's cached pooled embeddings (first pre-training seed) vs its heads."""
+    out: dict[str, dict[str, float]] = {}
+    for name, by_split in sets.items():
+        fit_y = np.concatenate([by_split["train"][1], by_split["valid"][1]])
+        for system in systems:
+            folder = exp / "encoders" / system / "seed1"
+            found = {split: sorted(folder.glob(f"emb_{name}_{split}.*.npy")) for split in SPLITS}
+            if not all(len(f) == 1 for f in found.values()) or not (folder / f"mos_{name}.json").is_file():
+                continue
+            x = {split: np.load(found[split][0]) for split in SPLITS}
+            heads = json.loads((folder / f"mos_{name}.json").read_text())
+            out[f"{name}: {system}"] = {
+                "ridge_lcc": ridge_lcc(np.concatenate([x["train"], x["valid"]]), fit_y, x["test"], by_split["test"][1]),
+                "head_lcc": float(heads["lcc"])}
+    return out
+
+
 def main() -> None:
     stage = start_stage("diagnose", options=(REF_FILES,))
     hp = stage.hparams
@@ -99,8 +138,8 @@ def main() -> None:
     # the clean voice's share: DistillMOS of the undegraded reference
     step = max(1, len(items) // int(stage.options["ref_files"]))
     chosen = list(range(0, len(items), step))
-    refs = [str(Path(items[i][1]).parent.parent / "ref" / Path(items[i][1]).name) for i in chosen]
-    ref_scores = np.array(distillmos_scores(refs, nj=1))
+    cache = Path(stage.exp_dir) / "diagnosis_reference_distillmos.json"
+    ref_scores = reference_scores([reference_path(items[i][1]) for i in chosen], cache)
     result["clean_reference"] = {"n": len(chosen), "ref_mean": float(ref_scores.mean()),
                                  "ref_std": float(ref_scores.std()),
                                  "lcc_label_vs_ref": lcc(labels[chosen], ref_scores)}
@@ -114,6 +153,13 @@ def main() -> None:
     fit_y = np.concatenate([sets["nisqa"]["train"][1], sets["nisqa"]["valid"][1]])
     ceilings["nisqa: exact degradation parameters"] = ridge_lcc(
         np.concatenate([feats["train"], feats["valid"]]), fit_y, feats["test"], sets["nisqa"]["test"][1])
+    voice = {split: reference_scores([reference_path(w) for _, w in sets["nisqa"][split][0]], cache)[:, None]
+             for split in SPLITS}
+    ceilings["nisqa: clean reference's DistillMOS only"] = ridge_lcc(
+        np.concatenate([voice["train"], voice["valid"]]), fit_y, voice["test"], sets["nisqa"]["test"][1])
+    both = {split: np.concatenate([feats[split], voice[split]], axis=1) for split in SPLITS}
+    ceilings["nisqa: degradation parameters + clean reference's DistillMOS"] = ridge_lcc(
+        np.concatenate([both["train"], both["valid"]]), fit_y, both["test"], sets["nisqa"]["test"][1])
     for name, by_split in sets.items():
         summaries = {split: spectral_summaries(by_split[split][0], sr) for split in SPLITS}
         fit_y = np.concatenate([by_split["train"][1], by_split["valid"][1]])
@@ -121,7 +167,15 @@ def main() -> None:
             ceilings[f"{name}: {kind}"] = ridge_lcc(
                 np.concatenate([summaries["train"][kind], summaries["valid"][kind]]), fit_y,
                 summaries["test"][kind], by_split["test"][1])
+        for share in (4, 2):  # learning curve of the best simple features
+            count = len(by_split["train"][1]) // share
+            ceilings[f"{name}: logmel_loud_quiet, 1/{share} of train"] = ridge_lcc(
+                np.concatenate([summaries["train"]["logmel_loud_quiet"][:count], summaries["valid"]["logmel_loud_quiet"]]),
+                np.concatenate([by_split["train"][1][:count], by_split["valid"][1]]),
+                summaries["test"]["logmel_loud_quiet"], by_split["test"][1])
     result["ridge_test_lcc"] = ceilings
+    result["encoders"] = encoder_ceilings(Path(stage.exp_dir), sets, [
+        "pase_baseline", "pase_noise", "pase_random", "logmel", "masked_baseline", "pase_plus"])
     atomic_write_text(Path(stage.exp_dir) / "diagnosis.json", json.dumps(result, indent=1) + "\n")
     log.info("diagnose: %s", json.dumps(result, indent=1))
 

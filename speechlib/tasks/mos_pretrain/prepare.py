@@ -26,12 +26,13 @@ from speechlib.io.audio import load_audio
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.io.kaldi import read_dict, write_table
 from speechlib.signal.noise_labels import is_silent
+from speechlib.results.environment import mini_corpus_identity
 from speechlib.tasks.mos_pretrain.mini_mos import build_mini_nisqa, build_mini_vcc
 from speechlib.tasks.mos_pretrain.systems import fingerprint
 from speechlib.tasks.stage import start_stage
 
 MOS_SPLITS = ("train", "valid", "test")
-PREPARE_KEYS = ("seed", "data_folder", "sample_rate", "mini_root", "librispeech", "fsdkaggle2018", "pnl", "noisex92",
+PREPARE_KEYS = ("seed", "data_folder", "sample_rate", "librispeech", "fsdkaggle2018", "pnl", "noisex92",
                 "vcc2018", "nisqa", "pretrain_subsets", "pretrain_train_utts", "pretrain_eval_utts",
                 "noise_test_fraction", "vcc_split", "mini_vcc_sources", "mini_nisqa_source", "mini_nisqa_sizes",
                 "mini_mos_max_seconds")
@@ -53,7 +54,7 @@ def pick(data_dir: Path, count: int | None, seed: int, dest: Path, exclude: set[
 
 
 def prepare_speech(hp: dict, data: Path) -> tuple[Path, bool]:
-    root, is_mini = resolve_corpus("LIBRISPEECH", hp["librispeech"], "LibriSpeech", hp["mini_root"],
+    root, is_mini = resolve_corpus("LIBRISPEECH", hp["librispeech"], "LibriSpeech",
                                    expect=tuple(hp["pretrain_subsets"]))
     parts = []
     for subset in hp["pretrain_subsets"]:
@@ -87,7 +88,7 @@ def prepare_noise(hp: dict, data: Path) -> None:
                 clips.update(named_clips(resolve_corpus(var, real[var], "")[0], prefix, var))
         pool = write_noise_datadir(clips, data / "local" / "noise_pool")
     else:
-        pool = mini.noise_pool(data / "local" / "noise_pool", root=hp["mini_root"] or None)
+        pool = mini.noise_pool(data / "local" / "noise_pool")
     wavs, cats = read_dict(pool / "wav.scp"), read_dict(pool / "utt2category")
     keep, silent = {}, []
     for clip, wav in wavs.items():
@@ -113,7 +114,7 @@ def prepare_noise(hp: dict, data: Path) -> None:
 def mini_sources(hp: dict, data: Path, subset: str, exclude: set[str] = frozenset()
                  ) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
     """Utterances of a mini LibriSpeech subset (minus `exclude`) and the held-out noise clips."""
-    root = mini.librispeech_root(hp["mini_root"] or None)
+    root = mini.librispeech_root()
     librispeech.prepare(root / subset, data / "local" / subset)
     utts = sorted((u, w) for u, w in read_dict(data / "local" / subset / "wav.scp").items() if u not in exclude)
     noises = [load_audio(w, hp["sample_rate"], on_rate_mismatch="resample")[0]
@@ -165,7 +166,8 @@ def main() -> None:
     data = Path(hp["data_folder"])
     # done = same data options (not the whole config: a change of pre-training or head settings
     # must not re-label the MOS sets)
-    stage.fingerprint = fingerprint(*(hp[k] for k in PREPARE_KEYS))
+    # and the mini corpus's identity: a rebuilt mini corpus is prepared (and labelled) again
+    stage.fingerprint = fingerprint(*(hp[k] for k in PREPARE_KEYS), mini_corpus_identity())
     outputs = [data / "pretrain_train" / "wav.scp", data / "noise_train" / "wav.scp"] + \
               [data / f"{s}_{p}" / "utt2mos" for s in ("vcc", "nisqa") for p in MOS_SPLITS]
     if stage.is_done(tuple(outputs)):

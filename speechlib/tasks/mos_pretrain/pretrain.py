@@ -34,7 +34,7 @@ from speechlib.signal import features
 from speechlib.tasks.brain import RecipeBrain
 from speechlib.tasks.mos_pretrain.distortions import distort
 from speechlib.tasks.mos_pretrain.noisy import LABEL_KEYS, DrawPlan, PretrainDataset
-from speechlib.tasks.mos_pretrain.systems import (TARGET_DIMS, build_encoder, count_params, encoder_kwargs,
+from speechlib.tasks.mos_pretrain.systems import (TARGET_DIMS, build_encoder, count_params, encoder_kwargs, file_identity,
                                                   fingerprint, run_dir, run_name, save_encoder, system_names,
                                                   system_seeds)
 from speechlib.tasks.stage import Option, set_seed, start_stage
@@ -129,6 +129,17 @@ class PretrainBrain(RecipeBrain):
         if stage == sb.Stage.TRAIN:
             self.train_set.epoch = int(epoch)  # fresh crops, noise clips and SNRs every epoch
 
+    def _wrap_distributed(self):
+        """DDP as SpeechBrain does it, but BatchNorm becomes SyncBatchNorm only on CUDA: PASE's
+        BatchNorm layers would otherwise stop a CPU (gloo) DDP run, SyncBatchNorm being GPU-only.
+        On CPU each process normalises with its own batch statistics (batch size is per process)."""
+        if not self.distributed_launch or str(self.device).startswith("cuda"):
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = torch.nn.parallel.DistributedDataParallel(
+                    module, device_ids=None, find_unused_parameters=self.find_unused_parameters)
+
 
 def make_dataset(hp: dict, spec: dict, split: str, seed: int) -> PretrainDataset:
     """Input signal (`inp`), the clean crop the SSL targets come from (`target`), prosody, labels:
@@ -155,10 +166,11 @@ def make_dataset(hp: dict, spec: dict, split: str, seed: int) -> PretrainDataset
 
 
 def data_fingerprint(hp: dict) -> str:
-    """What the pre-training data is made of: the utterance and noise lists (content, not counts)."""
+    """What the pre-training data is made of: the utterance and noise lists with each file's size
+    and modification time (content, not counts: a rebuilt corpus under the same names retrains)."""
     data = Path(hp["data_folder"])
-    return fingerprint(*(read_dict(data / part / "wav.scp") for part in ("pretrain_train", "pretrain_eval",
-                                                                          "noise_train")),
+    return fingerprint(*(file_identity(sorted(read_dict(data / part / "wav.scp").items()))
+                         for part in ("pretrain_train", "pretrain_eval", "noise_train")),
                        read_dict(data / "noise_train" / "utt2category"), hp["chunk_seconds"], hp["sample_rate"])
 
 
