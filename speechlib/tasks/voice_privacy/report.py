@@ -194,6 +194,16 @@ def listening_examples(hp: dict, exp_dir: Path, tag: str, count: int) -> list[st
     return names
 
 
+def perturbation_note(hp: dict) -> str:
+    """Which perturbation the tables are for: the paper's, or the one bounded under the speech."""
+    rho = hp["spectral_ratio"]
+    if rho is None:
+        return f"Perturbation: the paper's, |delta| <= eps = {hp['eps']} per sample."
+    return (f"Perturbation: bounded under the speech spectrum (spectral_ratio {rho}: every STFT bin of delta at "
+            f"most {rho} x the recording's, {20 * math.log10(rho):.0f} dB; not in the paper, README), and "
+            f"|delta| <= eps = {hp['eps']}.")
+
+
 def main() -> None:
     stage = start_stage("report", options=())
     hp = stage.hparams
@@ -234,7 +244,7 @@ def main() -> None:
                 speed[f"embedding extraction, {model} (utterances / s)"] = [row["utterances_per_second"]]
     t3 = ResultTable(title="Speed of this run (CPU)", columns=["value"], rows=speed or {"not recorded": ["–"]})
     notes = ["Listening examples: the first 4 s of the recording (rec), protected (adv) and restored (rst) "
-             "audio of a few Table-2 utterances."]
+             "audio of a few Table-2 utterances.", "", perturbation_note(hp)]
     if corpus == "mini":
         notes += ["", "Mini corpus: 20 base voices per evaluation set (recorded people, recorded-voice "
                   "synthesisers and Praat pseudo-speakers), small speaker models (white "

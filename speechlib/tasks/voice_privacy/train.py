@@ -57,6 +57,9 @@ class JointBrain(RecipeBrain):
         for name, value in terms.items():
             if name != "total":  # the total is the epoch's loss
                 self.add_stat(name, float(value.detach()), len(x))
+        if self.step % 16 == 1:  # the within-epoch learning curve of the two L_SSED terms (train.log)
+            logger.info("train: step %d: angular %.4f, quality %.3f, rpt %.3f", self.step,
+                        float(terms["angular"]), float(terms["quality"]), float(terms["rpt"]))
         return terms["total"]
 
 
