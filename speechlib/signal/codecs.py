@@ -61,12 +61,21 @@ def _run(args: list[str], data: bytes, what: str) -> bytes:
     return proc.stdout
 
 
+def _channel_sum(signal: np.ndarray) -> np.ndarray:
+    """(samples[, channels]) -> (samples,) float32 sum over channels, column by column (numpy's
+    sum over a short last axis is about 40x slower on 10 s of stereo)."""
+    columns = signal.reshape(signal.shape[0], -1)
+    total = columns[:, 0].astype(np.float32)
+    for k in range(1, columns.shape[1]):
+        total += columns[:, k]
+    return total
+
+
 def align(reference: np.ndarray, signal: np.ndarray, max_lag: int) -> np.ndarray:
     """Shift `signal` (samples[, channels]) by the lag in [-max_lag, max_lag] that maximises its
     cross-correlation with `reference` (channel sums), then cut or zero-pad it to the
     reference's length."""
-    ref = reference.reshape(reference.shape[0], -1).sum(axis=1, dtype=np.float32)
-    sig = signal.reshape(signal.shape[0], -1).sum(axis=1, dtype=np.float32)
+    ref, sig = _channel_sum(reference), _channel_sum(signal)
     # single precision (twice as fast; the peak of a codec's output is far above rounding);
     # circular cross-correlation on a length that leaves the lags |k| <= max_lag free of wrap-around
     # (about half the FFT length of the full correlation): corr[k mod size] = sum_n sig[n + k] ref[n]

@@ -103,6 +103,10 @@ def test_predict_mono_stereo_44k_and_lengths(finished, tmp_path):
     soundfile.write(silent, np.zeros_like(ref), rate)
     out_silent = _predict("--model", str(exp), "--ref", str(silent), "--deg", str(excerpt / "aac_32.flac"))
     assert out_silent.returncode == 1 and "silent.wav" in out_silent.stderr and "silent" in out_silent.stderr
+    # a silent coded signal: refused with its own reason (no silent condition was trained on)
+    quiet = _predict("--model", str(exp), "--ref", str(excerpt / "reference.flac"), "--deg", str(silent))
+    assert quiet.returncode == 1 and "mean MUSHRA score" not in quiet.stdout
+    assert "silent.wav" in quiet.stderr and "coded signal is silent" in quiet.stderr
 
     pairs = tmp_path / "pairs.csv"
     pairs.write_text(f"ref,deg\n{excerpt / 'reference.flac'},{excerpt / 'aac_32.flac'}\n{mono_ref},{mono_deg}\n")

@@ -29,6 +29,22 @@ def test_codec_keeps_shape_and_alignment(codec):
     assert 10 * np.log10(np.sum(x ** 2) / np.sum((x - y) ** 2)) > 8  # a real decode, not noise
 
 
+def test_align_recovers_a_known_shift_of_stereo_and_mono():
+    from speechlib.signal.codecs import align
+
+    x = _band_noise(0.5)
+    for lag in (-300, 0, 777):  # the signal late by `lag` samples, zero-filled
+        late = np.roll(x, lag, axis=0)
+        if lag > 0:
+            late[:lag] = 0
+        elif lag < 0:
+            late[lag:] = 0
+        out = align(x, late, 1000)
+        inner = slice(800, -800)
+        np.testing.assert_allclose(out[inner], x[inner], atol=1e-6)
+        np.testing.assert_allclose(align(x[:, 0], late[:, 0], 1000)[inner], x[inner, 0], atol=1e-6)
+
+
 def test_codec_dual_mono_and_other_rate():
     x = _band_noise(1.0)
     y = encode_decode(x, SR, "aac", 48, mono=True)
@@ -147,12 +163,20 @@ def test_cutmix_area_and_labels_per_listener():
             partner = int(mixed[i][changed.bool()][0])
             area = float(changed[0, 0].mean())  # the same box on every plane
             assert torch.all(changed == changed[0, 0])
-            assert area == pytest.approx(1 - float(lam), abs=1e-6)
-            # eq. 5 per listener; slot k pairs with slot k where the partner has that listener
+            box = changed[0, 0].bool()  # one rectangle of (band, frame), clipped to the plane
+            assert torch.equal(box, box.any(1, keepdim=True) & box.any(0, keepdim=True))
+            assert area == pytest.approx(1 - float(lam), abs=1e-6)  # lam recomputed from the clipped box
+            # eq. 5 per listener; slot k pairs with slot k where the partner has that listener,
+            # else with one of the partner's listeners
             for k in range(5):
+                mixed_k = float(mixed_scores[i, k])
                 if mask[i, k] and mask[partner, k]:
                     expected = float(lam) * scores[i, k] + (1 - float(lam)) * scores[partner, k]
-                    assert float(mixed_scores[i, k]) == pytest.approx(float(expected), abs=1e-4)
+                    assert mixed_k == pytest.approx(float(expected), abs=1e-4)
+                elif mask[i, k]:
+                    candidates = [float(lam * scores[i, k] + (1 - lam) * scores[partner, j])
+                                  for j in range(5) if mask[partner, j]]
+                    assert min(abs(mixed_k - c) for c in candidates) < 1e-4
 
 
 def test_mixup_blends_features_and_listener_scores():

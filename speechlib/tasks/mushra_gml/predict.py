@@ -14,7 +14,8 @@ listener scores drawn from the predicted distribution. `--pairs` takes a csv wit
 else gml, is used). Inputs: anything libsndfile or ffmpeg reads; mono is played as dual mono;
 other sample rates are resampled to the model's 48 kHz; a coded signal whose length differs
 from the reference's by at most --max-offset seconds is aligned to it by cross-correlation,
-a larger difference is refused naming both files; a silent reference is refused. Excerpts
+a larger difference is refused naming both files; a silent reference is refused, and so is a
+silent coded signal (a real condition, but outside what the model was trained on). Excerpts
 shorter than the training excerpts are zero-padded on both sides, as in training.
 Non-GML (mean-score) models give the mean only.
 """
@@ -40,6 +41,8 @@ from speechlib.signal.codecs import align
 from speechlib.signal.gammatone import GammatoneSpectrogram, stereo_pair_features
 from speechlib.tasks.model_dir import ModelDir, find_model_dir, load_model_dir
 from speechlib.tasks.mushra_gml.features import as_stereo, fit_length
+
+SILENCE_PEAK = 1e-4  # a peak below this is silence (-80 dBFS), for the reference and the coded signal
 
 
 class Listener:
@@ -70,7 +73,15 @@ class Listener:
                 raise InputError(f"too short: {len(audio.data) / audio.sample_rate:.3f} s, "
                                  f"the model needs at least {MIN_SECONDS:.3f} s", path)
         ref, deg = signals
-        check_not_silent(ref, f"{ref_path} (reference)")
+        # a silent reference leaves nothing to compare with. A silent coded signal (a codec or link
+        # that dropped the audio) is a real condition, but none was in the training tests and the
+        # network extrapolates badly (the mini GML gave one 52 +- 24 where listeners give about 0):
+        # refused too, with its own reason, rather than a number that looks valid
+        check_not_silent(ref, f"{ref_path} (reference)", SILENCE_PEAK)
+        if float(np.max(np.abs(deg))) < SILENCE_PEAK:
+            raise InputError(f"the coded signal is silent (peak below {SILENCE_PEAK:g}): no silent condition was "
+                             "in the training tests, so the model cannot score it (listeners would rate it "
+                             "near 0)", deg_path)
         difference = abs(ref.shape[1] - deg.shape[1])
         if difference > max_offset * self.sample_rate:
             raise InputError(f"reference {ref_path} ({ref.shape[1] / self.sample_rate:.2f} s) and coded "

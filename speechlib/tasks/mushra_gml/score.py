@@ -29,6 +29,8 @@ from speechlib.io.errors import InputError, exit_on_input_error  # noqa: E402
 from speechlib.metrics.correlation import lcc, srcc  # noqa: E402
 from speechlib.metrics.mushra import (NLLS, distribution_std, mean_and_ci, outlier_ratio,  # noqa: E402
                                       panel_statistics, rmse, t_ci_halfwidth, test_set_metrics)
+from speechlib.io.audio import load_audio  # noqa: E402
+from speechlib.results.examples import write_example  # noqa: E402
 from speechlib.results.tables import ResultTable, write_results  # noqa: E402
 from speechlib.tasks.model_dir import load_model_dir  # noqa: E402
 from speechlib.signal.augment import mix_scores  # noqa: E402
@@ -256,6 +258,33 @@ def _save(fig, path: Path, exp_dir: Path) -> str:
     return str(path.relative_to(exp_dir))
 
 
+def listening_examples(exp_dir: Path, hp: dict, name: str, test: dict, seconds: float = 2.0
+                       ) -> tuple[list[str], str]:
+    """The first excerpt of held-out test `name`: its reference and the coded conditions the panel
+    rated lowest and highest (anchors aside), first `seconds` as FLAC (stereo: three fit the
+    repository's 1 MB budget), and a note with the panel's and GML w/ CutMix's (first seed) scores."""
+    data = load_test_dir(Path(hp["data_folder"]) / name)
+    subj = subjective(test)
+    trial = data.items[0].rsplit("-", 1)[0]
+    coded = [i for i, item in enumerate(data.items) if item.rsplit("-", 1)[0] == trial
+             and data.conditions[i] not in ("reference", "lp35", "lp70")]
+    picked = [min(coded, key=lambda i: subj["mean"][i]), max(coded, key=lambda i: subj["mean"][i])]
+    seed = hp["seeds"][0]
+    extra, outputs = predict(exp_dir / f"gml_cutmix_seed{seed}" / "model", test["features"][picked])
+    pred = gml_statistics(extra, outputs, subj["n"][picked])
+    files, scored = [], []
+    for label, path in [("reference", data.reference[picked[0]])] + [(data.conditions[i], data.coded[i]) for i in picked]:
+        audio, rate = load_audio(path, None, mono=False)
+        files.append(str(write_example(exp_dir / "examples" / f"{trial}_{label}", audio, rate, seconds)
+                         .relative_to(exp_dir)))
+    for k, i in enumerate(picked):
+        scored.append(f"{data.conditions[i]}: panel {subj['mean'][i]:.1f} ± {subj['ci'][i]:.1f} "
+                      f"({subj['n'][i]} simulated listeners), GML w/ CutMix (seed {seed}) "
+                      f"{pred['mean'][k]:.1f} ± {pred['ci'][k]:.1f}")
+    return files, (f"Listening examples: excerpt {trial} of the held-out test {TEST_LABELS.get(name, name)}, first "
+                   f"{seconds:g} s; " + "; ".join(scored) + " (mean ± 95 % CI).")
+
+
 def main() -> None:
     stage = start_stage("score", options=())
     hp = stage.hparams
@@ -347,9 +376,11 @@ def main() -> None:
     notes = ("Scores come from a **simulated listener panel** (speechlib/tasks/mushra_gml/panel.py), not from "
              "real listeners: the tables show that the recipe runs and how the systems compare on that "
              "panel, not the paper's results. Binaural tests: not run (no binaural data).")
+    shown = "stereo_low" if "stereo_low" in tests else order[0]
+    examples, heard = listening_examples(exp_dir, hp, shown, tests[shown]) if "gml_cutmix" in systems else ([], "")
     atomic_write_text(exp_dir / "per_seed.json", json.dumps({"systems": per_seed, "visqol": baseline}, indent=1))
     path = write_results(exp_dir, "mushra_gml: Generative Machine Listener", tables, corpus=str(hp["corpus"]),
-                         notes=notes, figures=figures)
+                         notes=f"{notes} {heard}".strip(), figures=figures, examples=examples)
     log.info("wrote %s", path)
 
 
