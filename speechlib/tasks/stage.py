@@ -74,7 +74,13 @@ def set_seed(seed: int, deterministic: bool = True, threads: int | None = None) 
     if threads is not None:
         torch.set_num_threads(max(1, int(threads)))
     if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        # The eager kernels read only this C++ flag. torch.use_deterministic_algorithms also sets
+        # inductor's flag, and importing torch._inductor (with dynamo) costs ~1.8 CPU-s in every
+        # stage process, though no stage compiles; it is set too where inductor is loaded already.
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
+        inductor = sys.modules.get("torch._inductor.config")
+        if inductor is not None:
+            inductor.deterministic = True
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
