@@ -86,6 +86,39 @@ def time_dnsmos(signals: list[np.ndarray]) -> dict:
             "audio_seconds": audio, "x_real_time": audio / seconds, "x_real_time_cpu": audio / cpu, "params": None}
 
 
+def conv_macs_per_second(encoder: PASEEncoder) -> int:
+    """Multiply-accumulates of the encoder's convolutions for one second of 16 kHz audio
+    (output length x out channels x in channels x kernel, every Conv1d and the sinc layer)."""
+    macs = 0
+
+    def count(module, _inputs, output):
+        nonlocal macs
+        out_ch, in_ch, kernel = module.weight.shape
+        macs += output.shape[-1] * out_ch * in_ch * kernel
+
+    hooks = [m.register_forward_hook(count) for m in encoder.modules() if isinstance(m, torch.nn.Conv1d)]
+    encoder.train()  # the layer-by-layer path, where the hooks fire
+    with torch.no_grad():
+        encoder(torch.zeros(1, SR))
+    for hook in hooks:
+        hook.remove()
+    sinc = encoder.sinc
+    macs += SR * sinc.out_channels * sinc.kernel_size  # SincConv builds its filters and calls conv1d
+    encoder.eval()
+    return macs
+
+
+def gemm_macs_per_second(size: int = 1024, repeats: int = 8) -> float:
+    """This core's fp32 matrix-multiply throughput (MAC/s, one thread): what the best-shaped
+    convolution can reach; x real time can be no higher than this over the encoder's MACs/s."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.process_time()
+    for _ in range(repeats):
+        a @ b
+    return repeats * size ** 3 / (time.process_time() - start)
+
+
 def pretrain_throughput(name: str, encoder: PASEEncoder, decoder: dict, batch: int, steps: int) -> dict:
     """Utterances (1 s chunks) per second for full PASE + noise-worker training steps."""
     names = ["waveform", "lps", "mfcc", "prosody", "lim", "gim", "spc", "snr", "category", "region"]
@@ -140,6 +173,9 @@ def main() -> None:
         row["vs_dnsmos"] = row["x_real_time"] / dns
         row["vs_dnsmos_cpu"] = row["x_real_time_cpu"] / dns_cpu
         row["meets_50x_cpu"] = row["x_real_time_cpu"] >= 50
+    macs, gemm = conv_macs_per_second(paper), gemm_macs_per_second()
+    bound = {"paper_pase_gmac_per_audio_second": macs / 1e9, "gemm_gmac_per_cpu_second": gemm / 1e9,
+             "x_real_time_cpu_upper_bound": gemm / macs}
     train = [pretrain_throughput("PASE (mini config) + 10 workers", mini, dict(hp["waveform_decoder"]), 16, 3),
              pretrain_throughput("PASE (paper size) + 10 workers", paper, {}, 8, 2)]
     print(f"MOS prediction on CPU, 1 torch thread, {source}, {rows[0]['audio_seconds']:.0f} s of audio; "
@@ -153,13 +189,16 @@ def main() -> None:
         params = "-" if row["params"] is None else f"{row['params'] / 1e6:.2f}M"
         print(f"{row['system']:42s} {row['x_real_time']:10.1f} {row['x_real_time_cpu']:9.1f} "
               f"{row['vs_dnsmos']:10.2f}/{row['vs_dnsmos_cpu']:<10.2f} {str(row['meets_50x_cpu']):>9s} {params:>8s}")
+    print(f"\nBound: the paper-size PASE costs {macs / 1e9:.2f} GMAC per second of audio; this core's fp32 "
+          f"GEMM does {gemm / 1e9:.1f} GMAC per CPU second, so no fp32 implementation on one thread exceeds "
+          f"{gemm / macs:.1f}x real time here (50x needs {50 * macs / 1e9:.0f} GMAC/s)")
     print("\nPre-training throughput on CPU (1 s chunks, forward + backward + Adam step)")
     for row in train:
         print(f"{row['system']:42s} {row['utts_per_s']:8.2f} utterances/s (batch {row['batch']})")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"host": platform.node(), "cpu_count": os.cpu_count(), "files": source,
                                    "load_average_before": load_before, "load_average_after": os.getloadavg(),
-                                   "prediction": rows, "pretraining": train,
+                                   "prediction": rows, "pretraining": train, "bound": bound,
                                    "gpu": "not measured: no GPU in this session"}, indent=1) + "\n")
     print(f"\nwrote {RESULTS}")
 

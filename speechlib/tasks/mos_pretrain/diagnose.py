@@ -46,7 +46,7 @@ from speechlib.tasks.mos_pretrain.mini_mos import CODEC_BITRATES, distillmos_sco
 from speechlib.tasks.stage import Option, start_stage
 
 log = logging.getLogger("mos_pretrain")
-REF_FILES = Option("ref_files", "test files whose clean reference DistillMOS scores", default="100")
+REF_FILES = Option("ref_files", "files per split whose clean reference DistillMOS scores (0: none)", default="100")
 
 
 def degradation_features(chain: str) -> list[float]:
@@ -119,6 +119,33 @@ def encoder_ceilings(exp: Path, sets: dict, systems: list[str]) -> dict[str, dic
     return out
 
 
+def nisqa_oracles(data: Path, nisqa: dict, ref_files: int, cache: Path, result: dict) -> dict[str, float]:
+    """Ridge from the exact degradation parameters (the NISQA-style csv keeps the chain) and, with
+    ref_files > 0, from those plus DistillMOS of the file's clean reference, on every k-th file of
+    each split (about ref_files per split: scoring the references is the costly part)."""
+    rows = list(csv.DictReader((data / "mini_mos" / "nisqa" / "NISQA_corpus_file.csv").open(encoding="utf-8")))
+    chains = {utt_id(r["filepath_deg"]): r["con"] for r in rows}
+    feats = {split: np.array([degradation_features(chains[u]) for u, _ in nisqa[split][0]]) for split in SPLITS}
+    out = {"nisqa: exact degradation parameters": ridge_lcc(
+        np.concatenate([feats["train"], feats["valid"]]), np.concatenate([nisqa["train"][1], nisqa["valid"][1]]),
+        feats["test"], nisqa["test"][1])}
+    if not ref_files:
+        return out
+    every = {split: slice(None, None, -(-len(nisqa[split][1]) // ref_files)) for split in SPLITS}
+    voice = {split: reference_scores([reference_path(w) for _, w in nisqa[split][0][every[split]]], cache)[:, None]
+             for split in SPLITS}
+    sub_y = {split: nisqa[split][1][every[split]] for split in SPLITS}
+    for label, parts in (("clean reference's DistillMOS only", lambda split: voice[split]),
+                         ("degradation parameters, same files", lambda split: feats[split][every[split]]),
+                         ("degradation parameters + clean reference's DistillMOS", lambda split: np.concatenate(
+                             [feats[split][every[split]], voice[split]], axis=1))):
+        out[f"nisqa: {label}"] = ridge_lcc(np.concatenate([parts("train"), parts("valid")]),
+                                           np.concatenate([sub_y["train"], sub_y["valid"]]), parts("test"),
+                                           sub_y["test"])
+    result["oracle_files"] = {split: len(sub_y[split]) for split in SPLITS}
+    return out
+
+
 def main() -> None:
     stage = start_stage("diagnose", options=(REF_FILES,))
     hp = stage.hparams
@@ -132,34 +159,22 @@ def main() -> None:
                             "max": float(y.max())}
         for name, by_split in sets.items() for split, (_, y) in by_split.items()}}
     # alignment: the labels are the files' DistillMOS, in the order the embeddings are made
-    items, labels = sets["vcc"]["test"]
+    first = sets[next(iter(sets))]
+    items, labels = first["test"]
     again = distillmos_scores([wav for _, wav in items[:10]], nj=1)
     result["alignment_max_abs_diff"] = float(np.max(np.abs(np.clip(again, 1, 5) - labels[:10])))
-    # the clean voice's share: DistillMOS of the undegraded reference
-    step = max(1, len(items) // int(stage.options["ref_files"]))
-    chosen = list(range(0, len(items), step))
+    ref_files = int(stage.options["ref_files"])  # 0: skip everything that needs the references scored
     cache = Path(stage.exp_dir) / "diagnosis_reference_distillmos.json"
-    ref_scores = reference_scores([reference_path(items[i][1]) for i in chosen], cache)
-    result["clean_reference"] = {"n": len(chosen), "ref_mean": float(ref_scores.mean()),
-                                 "ref_std": float(ref_scores.std()),
-                                 "lcc_label_vs_ref": lcc(labels[chosen], ref_scores)}
+    if ref_files:  # the clean voice's share: DistillMOS of the undegraded reference
+        chosen = list(range(0, len(items), max(1, len(items) // ref_files)))
+        ref_scores = reference_scores([reference_path(items[i][1]) for i in chosen], cache)
+        result["clean_reference"] = {"n": len(chosen), "ref_mean": float(ref_scores.mean()),
+                                     "ref_std": float(ref_scores.std()),
+                                     "lcc_label_vs_ref": lcc(labels[chosen], ref_scores)}
     # ceilings of simple predictors (ridge; train + valid -> test)
     ceilings: dict[str, float] = {}
-    nisqa_root = data / "mini_mos" / "nisqa"
-    rows = list(csv.DictReader((nisqa_root / "NISQA_corpus_file.csv").open(encoding="utf-8")))
-    chains = {utt_id(r["filepath_deg"]): r["con"] for r in rows}
-    feats = {split: np.array([degradation_features(chains[u]) for u, _ in sets["nisqa"][split][0]])
-             for split in SPLITS}
-    fit_y = np.concatenate([sets["nisqa"]["train"][1], sets["nisqa"]["valid"][1]])
-    ceilings["nisqa: exact degradation parameters"] = ridge_lcc(
-        np.concatenate([feats["train"], feats["valid"]]), fit_y, feats["test"], sets["nisqa"]["test"][1])
-    voice = {split: reference_scores([reference_path(w) for _, w in sets["nisqa"][split][0]], cache)[:, None]
-             for split in SPLITS}
-    ceilings["nisqa: clean reference's DistillMOS only"] = ridge_lcc(
-        np.concatenate([voice["train"], voice["valid"]]), fit_y, voice["test"], sets["nisqa"]["test"][1])
-    both = {split: np.concatenate([feats[split], voice[split]], axis=1) for split in SPLITS}
-    ceilings["nisqa: degradation parameters + clean reference's DistillMOS"] = ridge_lcc(
-        np.concatenate([both["train"], both["valid"]]), fit_y, both["test"], sets["nisqa"]["test"][1])
+    if "nisqa" in sets:
+        ceilings.update(nisqa_oracles(data, sets["nisqa"], ref_files, cache, result))
     for name, by_split in sets.items():
         summaries = {split: spectral_summaries(by_split[split][0], sr) for split in SPLITS}
         fit_y = np.concatenate([by_split["train"][1], by_split["valid"][1]])
@@ -170,7 +185,8 @@ def main() -> None:
         for share in (4, 2):  # learning curve of the best simple features
             count = len(by_split["train"][1]) // share
             ceilings[f"{name}: logmel_loud_quiet, 1/{share} of train"] = ridge_lcc(
-                np.concatenate([summaries["train"]["logmel_loud_quiet"][:count], summaries["valid"]["logmel_loud_quiet"]]),
+                np.concatenate([summaries["train"]["logmel_loud_quiet"][:count],
+                                summaries["valid"]["logmel_loud_quiet"]]),
                 np.concatenate([by_split["train"][1][:count], by_split["valid"][1]]),
                 summaries["test"]["logmel_loud_quiet"], by_split["test"][1])
     result["ridge_test_lcc"] = ceilings

@@ -34,9 +34,9 @@ from speechlib.signal import features
 from speechlib.tasks.brain import RecipeBrain
 from speechlib.tasks.mos_pretrain.distortions import distort
 from speechlib.tasks.mos_pretrain.noisy import LABEL_KEYS, DrawPlan, PretrainDataset
-from speechlib.tasks.mos_pretrain.systems import (TARGET_DIMS, build_encoder, count_params, encoder_kwargs, file_identity,
-                                                  fingerprint, run_dir, run_name, save_encoder, system_names,
-                                                  system_seeds)
+from speechlib.tasks.mos_pretrain.systems import (TARGET_DIMS, build_encoder, count_params, encoder_kwargs,
+                                                  file_identity, fingerprint, run_dir, run_name, save_encoder,
+                                                  system_names, system_seeds)
 from speechlib.tasks.stage import Option, set_seed, start_stage
 from speechlib.tasks.training import build_brain, fit, invalidate_if_changed
 from speechlib.tasks.training import system_dir as training_dir
