@@ -15,6 +15,7 @@ z_channels 256, n_embed 16384, embed_dim 256).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -296,13 +297,15 @@ def make_cutouts(images: torch.Tensor, cutouts: int, size: int, min_fraction: fl
 
 def generate_images(vqgan: VQModel, image_tower: nn.Module, targets: torch.Tensor, steps: int, lr: float,
                     cutouts: int, cut_size: int, latent_size: int, min_fraction: float = 0.5,
-                    to_tower=None, seed: int = 0) -> tuple[torch.Tensor, list[float]]:
+                    to_tower=None, seed: int = 0, on_step: Callable[[], None] | None = None
+                    ) -> tuple[torch.Tensor, list[float]]:
     """Optimise VQGAN latents (Adam) so that the tower's embedding of the decoded picture's
     cutouts matches `targets` (B, d) in squared spherical distance; every target at once.
 
     The latent starts from random codebook entries; each step it is quantised with a straight-
     through gradient (as VQGAN-CLIP does) and decoded. `to_tower` maps decoder output in [-1, 1]
-    to the tower's input. Returns the pictures in [0, 1], (B, 3, H, W), and the mean loss per step.
+    to the tower's input; `on_step` is called after every step (a user command's progress line).
+    Returns the pictures in [0, 1], (B, 3, H, W), and the mean loss per step.
 
     A picture does not depend on the other targets of its batch: each target has its own random
     stream seeded with `seed` (start latent, cutouts), and the objective is the sum of the
@@ -327,6 +330,8 @@ def generate_images(vqgan: VQModel, image_tower: nn.Module, targets: torch.Tenso
         per_target.sum().backward()
         optimiser.step()
         losses.append(per_target.mean().item())
+        if on_step is not None:
+            on_step()
     with torch.no_grad():
         quantised = vqgan.quantize.lookup(vqgan.quantize.indices(latent))
         pictures = (vqgan.decode(quantised).clamp(-1, 1) + 1) / 2

@@ -25,13 +25,15 @@ def test_tiny_recipe_end_to_end(tmp_path, mini_small, recipe_runs):
     recipe = recipe_runs.get("audio2image")
     exp = recipe / "exp" / "tiny_audio2image"
     results = (exp / "RESULTS.md").read_text()
-    for title in ("Audio -> picture retrieval", "Table 1 (automatic 2AFC, judge: classifier on real pictures)",
+    for title in ("Audio -> picture retrieval", "Held-out retrieval by kind of sound",
+                  "Table 1 (automatic 2AFC, judge: classifier on real pictures)",
                   "Table 1 (automatic 2AFC, judge: image-text zero-shot prompts)", "Generation speed"):
         assert title in results, title
     for row in ("| WavBriVL seed 1 |", "| Wav2CLIP seed 2 |", "| WavBriVL - Wav2CLIP (paired over seeds, t) |",
                 "| chance |", "| *WavBriVL (paper)* | *72 - 78* | *10 - 16* | *9 - 15* |"):
         assert row in results, row
     assert (exp / "figure4_generated.png").stat().st_size > 1000
+    assert (exp / "learning_curves.png").stat().st_size > 1000
     page = (exp / "2afc" / "index.html").read_text()
     assert "answer-neither" in page and '"target": "' in page
     # the kit's layout: one directory per trained system, model directories in the one format
@@ -53,8 +55,9 @@ def test_tiny_recipe_end_to_end(tmp_path, mini_small, recipe_runs):
     assert gen.returncode == 0, gen.stderr[-2000:]
     assert Image.open(tmp_path / "tone.png").size == (32, 32) and tone.read_bytes() == before
     gen = run([PYTHON, "-m", "speechlib.tasks.audio2image.generate", "--model", str(exp), "--in", str(sounds),
-               "--out", str(tmp_path / "pics"), "--steps", "2", "--system", "wav2clip"], env=env)
-    assert gen.returncode == 0, gen.stderr[-2000:]
+               "--out", str(tmp_path / "pics"), "--steps", "2", "--system", "wav2clip", "--batch-size", "1",
+               "--threads", "2"], env=env)
+    assert gen.returncode == 0 and "2 thread(s)" in gen.stderr, gen.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "pics").iterdir()) == ["low.png", "tone.png"]
     gallery = recipe / "exp" / "tiny_audio2image" / "data" / "images"
     ret = run([PYTHON, "-m", "speechlib.tasks.audio2image.retrieve", "--model", str(exp), "--in",

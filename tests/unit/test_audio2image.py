@@ -432,3 +432,115 @@ def test_modules_build_from_config_values_and_round_trip_through_a_model_dir(tmp
         assert not any(p.requires_grad for p in again.parameters())
     with pytest.raises(InputError, match="audio2image model .*not a audio2image vqgan model"):
         common.load(tmp_path / "m", "vqgan")
+
+
+def _tokenizer_rank(rank: int, world: int, port: int, directory: str) -> None:
+    """One DDP rank of test_tokenizer_trained_on_rank_0_only: notes in trained_by.<rank> whether
+    it trained the tokenizer, and in pieces.<rank> what it loaded."""
+    import torch.distributed as dist
+
+    from speechlib.tasks.audio2image import common, pretrain
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    real = common.train_tokenizer
+
+    def counting(*args, **kwargs):
+        Path(directory, f"trained_by.{rank}").write_text("1")
+        return real(*args, **kwargs)
+
+    pretrain.train_tokenizer = counting
+    texts = [f"a picture of a {word} number {i}" for i in range(20) for word in ("duck", "owl", "drum")]
+    tokenizer = pretrain.shared_tokenizer(texts, Path(directory), 40, 8)
+    Path(directory, f"pieces.{rank}").write_text(str(tokenizer("a duck").tolist()))
+    dist.destroy_process_group()
+
+
+def test_tokenizer_trained_on_rank_0_only(tmp_path):
+    """Issue 16: under DDP only rank 0 trains the sentencepiece model; the other waits at the
+    barrier and loads the same file (2 gloo processes on the CPU)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.start_processes(_tokenizer_rank, args=(2, port, str(tmp_path)), nprocs=2, start_method="fork")
+    assert sorted(p.name for p in tmp_path.glob("trained_by.*")) == ["trained_by.0"]
+    assert (tmp_path / "pieces.0").read_text() == (tmp_path / "pieces.1").read_text()
+
+
+def test_seeds_and_stamps_bootstrap_against_closed_forms():
+    """The pooled CI's bootstrap: (1) one seed, singleton stamps: the spread of the resampled
+    mean is the binomial sd sqrt(p (1 - p) / n); (2) one stamp, two seeds (all hits / no hit):
+    the resampled seed-averaged rate is 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4."""
+    from speechlib.tasks.audio2image.evaluate import seeds_and_stamps_bootstrap
+
+    rng = np.random.default_rng(3)
+    n = 400
+    hits = (rng.random((1, n, 1)) < 0.3).astype(float)
+    draws = seeds_and_stamps_bootstrap({"a": hits}, np.arange(n).astype(str), 4000, 0)["a"][:, 0]
+    p = hits.mean()
+    assert draws.mean() == pytest.approx(p, abs=0.003)
+    assert draws.std() == pytest.approx(math.sqrt(p * (1 - p) / n), rel=0.08)
+    two_seeds = np.stack([np.ones((3, 1)), np.zeros((3, 1))])
+    draws = seeds_and_stamps_bootstrap({"a": two_seeds}, np.array(["s"] * 3), 4000, 1)["a"][:, 0]
+    shares = [np.mean(draws == v) for v in (0.0, 0.5, 1.0)]
+    assert shares == pytest.approx([0.25, 0.5, 0.25], abs=0.03)
+    # a subset keeps only its queries: the hits of the other kind never enter
+    mixed = np.array([[[1.0], [0.0], [1.0], [0.0]]])
+    draws = seeds_and_stamps_bootstrap({"a": mixed}, np.array(["x", "x", "y", "y"]), 200, 2,
+                                       subset=np.array([True, False, True, False]))["a"]
+    assert np.all(draws == 1.0)
+
+
+
+def test_user_commands_read_sounds_one_batch_at_a_time(tmp_path):
+    """Issue 16: generate/retrieve hold one --batch-size of sounds at a time, refuse an unreadable
+    one by name, and report progress (here a line per batch: interval 0)."""
+    import io
+
+    from speechlib.io.inference import Summary
+    from speechlib.io.inputs import Item
+    from speechlib.io.progress import Progress
+    from speechlib.tasks.audio2image.generate import in_batches
+    from tests.helpers import write_tone
+
+    class Model:   # what in_batches needs of LoadedModel
+        sample_rate, settings, sizes = 16000, {"max_seconds": 1.0}, []
+
+        def embed(self, signals):
+            self.sizes.append(len(signals))
+            return torch.stack([torch.full((2,), float(s.shape[0])) for s in signals])
+
+    items = [Item(f"s{i}", str(write_tone(tmp_path / f"s{i}.wav", seconds=0.2 + 0.1 * i))) for i in range(5)]
+    (tmp_path / "bad.wav").write_bytes(b"RIFF nothing")
+    items.insert(2, Item("bad", str(tmp_path / "bad.wav")))
+    summary, stream, model = Summary(total=len(items)), io.StringIO(), Model()
+    progress = Progress(len(items), "gen", unit="picture", interval=0.0, stream=stream)
+    seen = []
+    for batch, embeddings in in_batches("gen", items, model, summary, 2, progress):
+        seen += [item.name for item in batch]
+        assert embeddings[:, 0].tolist() == [int(16000 * (0.2 + 0.1 * int(i.name[1:]))) for i in batch]
+        progress.update(len(batch))
+    assert model.sizes == [2, 1, 2] and seen == ["s0", "s1", "s2", "s3", "s4"]
+    assert list(summary.refused) == ["bad"]
+    assert stream.getvalue().splitlines()[-1].startswith("gen: 6/6 pictures done")
+
+
+@pytest.mark.parametrize("module", ["generate", "retrieve", "human"])
+def test_user_command_help(module, monkeypatch, capsys):
+    """--help of the user commands (not stage modules, so not in test_stage): usage with the
+    module's real name, exit 0; generate/retrieve offer --threads, --batch-size and --quiet."""
+    import runpy
+    import sys
+
+    monkeypatch.setattr(sys, "argv", [module, "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module(f"speechlib.tasks.audio2image.{module}", run_name="__main__", alter_sys=True)
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and out.startswith("usage: python -m speechlib.tasks.audio2image.")
+    if module != "human":
+        assert all(option in out for option in ("--threads", "--batch-size", "--quiet", "--device"))

@@ -291,11 +291,13 @@ def load_module(model: ModelDir, name: str, frozen: bool = True) -> torch.nn.Mod
 
 @torch.no_grad()
 def embed_pictures(tower: torch.nn.Module, paths: list[str], size: int, batch_size: int = 64) -> torch.Tensor:
+    """L2-normalised tower embeddings of pictures (on the CPU, whatever the tower's device)."""
     tower.eval()
+    device = next(tower.parameters()).device
     out = []
     for start in range(0, len(paths), batch_size):
         pictures = torch.stack([picture_tensor(p, size) for p in paths[start:start + batch_size]])
-        out.append(F.normalize(tower(pictures), dim=-1))
+        out.append(F.normalize(tower(pictures.to(device)), dim=-1).cpu())
     return torch.cat(out) if out else torch.empty(0)
 
 

@@ -1,16 +1,19 @@
 """Stage 4 of egs/audio2image: audio -> picture retrieval and zero-shot classification (held out).
 
-    python -m speechlib.tasks.audio2image.evaluate conf/mini_audio2image.yaml --output_folder exp/x \
+    python -m speechlib.tasks.audio2image.evaluate conf/mini_audio2image.yaml --output_folder exp/x \\
         --seeds "1 2 3"
 
 The paper has no number for these (it shows pictures and a human 2AFC test); they are the
 quantitative check that the audio lands near its picture in the frozen tower's space.
 Retrieval: every test sound queries the gallery of test pictures (one per stamp/video); rank of
-its own picture -> R@1/5/10 and median rank. Chance: R@k = k / gallery, median (gallery + 1) / 2.
+its own picture -> R@1/5/10 and median rank. Chance: R@k = min(1, k / gallery), median (gallery + 1) / 2.
 Classification: nearest class prototype (mean tower embedding of the train+valid pictures of a
 class), over the test sounds whose class has a prototype.
 CIs: per seed, a bootstrap over test stamps (all sounds of a stamp resampled together: they
-share a picture); across seeds, Student-t over the seeds; WavBriVL - Wav2CLIP both ways.
+share a picture); across seeds, Student-t over the seeds; WavBriVL - Wav2CLIP both ways. The
+seed-averaged hit rates ("pooled") get one bootstrap over seeds and stamps together, for all
+held-out sounds and for each kind (sound effects, spoken descriptions) apart: the two ask
+different things of an audio tower (hearing the object vs understanding a spoken word).
 Writes eval/metrics.json (read by stage 6, which renders every table into RESULTS.md).
 """
 from __future__ import annotations
@@ -58,6 +61,44 @@ def cluster_bootstrap(rows: np.ndarray, clusters: np.ndarray, n_boot: int, seed:
         picked = np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))])
         out[b] = statistic(rows[picked])
     return out
+
+
+def seeds_and_stamps_bootstrap(hits: dict[str, np.ndarray], clusters: np.ndarray, n_boot: int, seed: int,
+                               subset: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """(n_boot, metrics) per system: the seed-averaged hit rates of resampled experiments.
+
+    `hits[system]` is (seeds, queries, metrics) of 0/1 indicators. Each draw resamples the test
+    stamps (all sounds of a stamp together: they share a picture) and, independently per system,
+    the training seeds, so the interval covers both what the test set happened to hold and what
+    training happened to give; the stamps are shared between systems (a paired comparison).
+    `subset` restricts the queries (e.g. sound effects only) after the stamps are drawn."""
+    rng = np.random.default_rng(seed)
+    keep = np.ones(len(clusters), bool) if subset is None else subset
+    names = np.unique(clusters[keep])
+    members = [np.flatnonzero((clusters == name) & keep) for name in names]
+    out = {system: np.empty((n_boot, rows.shape[2])) for system, rows in hits.items()}
+    for b in range(n_boot):
+        picked = np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))])
+        for system, rows in hits.items():
+            seeds = rng.integers(0, rows.shape[0], rows.shape[0])
+            out[system][b] = rows[seeds][:, picked].mean(axis=(0, 1))
+    return out
+
+
+def pooled_summary(hits: dict[str, np.ndarray], clusters: np.ndarray, n_boot: int,
+                   subset: np.ndarray | None = None) -> dict:
+    """Seed-averaged hit rates with their seeds-and-stamps bootstrap CIs, per system and for
+    WavBriVL - Wav2CLIP: {name: [[estimate, low, high] per metric]} plus the query count."""
+    keep = np.ones(len(clusters), bool) if subset is None else subset
+    boot = seeds_and_stamps_bootstrap(hits, clusters, n_boot, 0, subset)
+    estimates = {system: rows[:, keep].mean(axis=(0, 1)) for system, rows in hits.items()}
+    boot["difference"] = boot["wavbrivl"] - boot["wav2clip"]
+    estimates["difference"] = estimates["wavbrivl"] - estimates["wav2clip"]
+    result: dict = {"queries": int(keep.sum()), "stamps": len(np.unique(clusters[keep]))}
+    for name, draws in boot.items():
+        result[name] = [[float(estimates[name][j]), float(np.quantile(draws[:, j], 0.025)),
+                         float(np.quantile(draws[:, j], 0.975))] for j in range(draws.shape[1])]
+    return result
 
 
 class AudioEmbedder(torch.nn.Module):
@@ -182,8 +223,18 @@ def main() -> None:
         "accuracy_over_seeds": t_ci(acc_diff),
         "bootstrap_stamps": [[float(delta[:, j].mean()), float(np.quantile(boot[:, j], 0.025)),
                               float(np.quantile(boot[:, j], 0.975))] for j in range(len(KS))]}
-    result["chance"] = [k / len(gallery) for k in KS] + [(len(gallery) + 1) / 2]
-    result["train_chance"] = [k / len(train_set[1]) for k in KS] + [(len(train_set[1]) + 1) / 2]
+    # seed-averaged, CIs over seeds and stamps together; all held-out sounds, then each kind apart
+    hits = {system: np.stack(rows_by[system]) for system in SYSTEMS}
+    kinds = np.array([test[u]["kind"] for u in utts])
+    result["pooled"] = {"all": pooled_summary(hits, clusters, n_boot)}
+    for kind in sorted(set(kinds)):
+        result["pooled"][kind] = pooled_summary(hits, clusters, n_boot, kinds == kind)
+        kind_boot = cluster_bootstrap(oracle_rows[kinds == kind], clusters[kinds == kind], n_boot, 0)
+        result["pooled"][kind]["class_oracle"] = [
+            [float(oracle_rows[kinds == kind, j].mean()), float(np.quantile(kind_boot[:, j], 0.025)),
+             float(np.quantile(kind_boot[:, j], 0.975))] for j in range(len(KS))]
+    result["chance"] = [min(1.0, k / len(gallery)) for k in KS] + [(len(gallery) + 1) / 2]
+    result["train_chance"] = [min(1.0, k / len(train_set[1])) for k in KS] + [(len(train_set[1]) + 1) / 2]
     image_text = load(tower_dir(stage.exp_dir), "image_text")
     if image_text.has("text_tower"):   # absent when BriVL's image tower was loaded
         result["tower_check"] = {name: tower_check(image_text, read_pairs(f"{data}/{name}"), hp["image_size"])

@@ -187,7 +187,8 @@ def table1_markdown(result: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Score exported 2AFC answers into Table 1.")
+    parser = argparse.ArgumentParser(prog="python -m speechlib.tasks.audio2image.human (or local/score_2afc.py)",
+                                     description="Score exported 2AFC answers into Table 1.")
     parser.add_argument("csv", nargs="+", help="answer files exported by the page (one per repetition/rater)")
     parser.add_argument("--out", default="", help="also write the table (markdown) and JSON here (<out>.md/.json)")
     args = parser.parse_args()

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
+
+from speechbrain.utils.distributed import run_on_main
 
 from speechlib.io.errors import exit_on_input_error
 from speechlib.nn.brivl import BriVL, load_brivl_image_tower
@@ -22,6 +25,18 @@ from speechlib.tasks.audio2image.common import (MANIFEST, Tokenizer, build, expo
 from speechlib.tasks.stage import start_stage
 
 log = logging.getLogger("audio2image.pretrain")
+
+
+def shared_tokenizer(texts: list[str], directory: Path, vocab_size: int, max_len: int) -> Tokenizer:
+    """Under DDP rank 0 trains the tokenizer while the others wait at a barrier, then every rank
+    loads the one model (ranks training their own would race on the same files)."""
+    run_on_main(train_tokenizer, args=(texts, directory / "tokenizer", vocab_size))
+    return Tokenizer(directory / "tokenizer.model", max_len)
+
+
+def copy_into(source: Path, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, directory / source.name)
 
 
 def main() -> None:
@@ -40,15 +55,15 @@ def main() -> None:
     data = hp["data_folder"]
     texts = sorted({row["text"] for row in read_pairs(f"{data}/train").values()})
     spm_dir = stage.exp_dir / "tokenizer"
-    tokenizer = Tokenizer(train_tokenizer(texts, spm_dir / "tokenizer", hp["vocab_size"]), hp["max_text_len"])
+    tokenizer = shared_tokenizer(texts, spm_dir, hp["vocab_size"], hp["max_text_len"])
     log.info("sentencepiece unigram model on %d texts, %d pieces", len(texts), tokenizer.sp.get_piece_size())
     train = pairs_dataset(f"{data}/train", hp, train=True, tokenizer=tokenizer, audio=False, unique_pictures=True)
     valid = pairs_dataset(f"{data}/valid", hp, train=False, tokenizer=tokenizer, audio=False, unique_pictures=True)
     model = BriVL(build("image_tower", hp["image_tower"]), build("text_tower", hp["text_tower"]), hp["embed_dim"],
                   hp["queue_size_brivl"], hp["momentum"], hp["temperature"])
     train_contrastive(stage, "brivl", model, train, valid, hp["epochs_brivl"], hp["lr_brivl"])
-    out.mkdir(parents=True, exist_ok=True)   # the tokenizer first: model.json, written last, completes the dir
-    shutil.copyfile(spm_dir / "tokenizer.model", out / "tokenizer.model")
+    # the tokenizer first (one process): model.json, written last by export, completes the dir
+    run_on_main(copy_into, args=(spm_dir / "tokenizer.model", out))
     export(stage, out, "image_text", "brivl", {"image_tower": ("image_tower", model.learnable["imgencoder"]),
                                                "text_tower": ("text_tower", model.learnable["textencoder"])})
     stage.mark_done()

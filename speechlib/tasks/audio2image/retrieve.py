@@ -1,6 +1,6 @@
 """User command: the pictures of a gallery closest to a sound, in the frozen tower's space.
 
-    python -m speechlib.tasks.audio2image.retrieve --model exp/mini_audio2image --in dog.wav \
+    python -m speechlib.tasks.audio2image.retrieve --model exp/mini_audio2image --in dog.wav \\
         --gallery pictures/ [--top 5] [--system wavbrivl]
     python -m speechlib.tasks.audio2image.retrieve --model exp/x/wav2clip_seed2/model --in sounds/ --gallery pics/
 
@@ -9,7 +9,8 @@
 project's input front end; `--gallery` a directory of pictures (png, jpg, ...). Prints, per sound,
 the top-k pictures with their cosine similarity (tab-separated: sound, rank, picture,
 similarity). A sound or picture that cannot be read is named and skipped; non-RGB pictures are
-converted (said once). The last line (stderr) is the summary; exit status 1 if a sound was refused.
+converted (said once). Sounds are read and embedded --batch-size at a time (bounded memory),
+with progress on stderr. The last line (stderr) is the summary; exit status 1 if a sound was refused.
 """
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from speechlib.io.errors import InputError, exit_on_input_error
-from speechlib.io.inference import Summary
+from speechlib.io.inference import Summary, positive_int
 from speechlib.io.inputs import plan
-from speechlib.tasks.audio2image.common import SYSTEMS, embed_pictures, picture_tensor
-from speechlib.tasks.audio2image.generate import LoadedModel, read_items
+from speechlib.io.progress import Progress
+from speechlib.tasks.audio2image.common import embed_pictures, picture_tensor
+from speechlib.tasks.audio2image.generate import LoadedModel, add_common_arguments, in_batches
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -38,15 +42,17 @@ def gallery_files(directory: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     prog = "audio2image.retrieve"
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=f"python -m speechlib.tasks.{prog}", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="exp/<tag> of a finished recipe run, or a model dir")
     parser.add_argument("--in", dest="inputs", required=True, help="audio file, directory or wav.scp")
     parser.add_argument("--gallery", required=True, help="directory of pictures")
-    parser.add_argument("--top", type=int, default=5)
-    parser.add_argument("--system", default="wavbrivl", choices=SYSTEMS)
+    parser.add_argument("--top", type=positive_int, default=5, help="pictures per sound (default: %(default)s)")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     the_plan = plan(args.inputs, None)
-    model = LoadedModel(args.model, args.system, vqgan=False)
+    model = LoadedModel(args.model, args.system, vqgan=False, device=args.device)
     size = model.settings["image_size"]
     pictures = []
     for path in gallery_files(args.gallery):
@@ -59,14 +65,17 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError("no readable picture in the gallery", args.gallery)
     gallery = embed_pictures(model.tower, pictures, size)
     summary = Summary(total=len(the_plan.items))
-    loaded = read_items(prog, the_plan.items, model, summary)
-    if loaded:
-        similarity = model.embed([signal for _, signal in loaded]) @ gallery.T
-        top = similarity.topk(min(args.top, len(pictures)), dim=1)
-        for (item, _), values, indices in zip(loaded, top.values, top.indices):
-            for rank, (value, index) in enumerate(zip(values.tolist(), indices.tolist()), 1):
-                print(f"{item.name}\t{rank}\t{pictures[index]}\t{value:.4f}")
-            summary.done.append(item.name)
+    progress = Progress(summary.total, prog, unit="sound", enabled=not args.quiet)
+    try:
+        for items, embeddings in in_batches(prog, the_plan.items, model, summary, args.batch_size, progress):
+            top = (embeddings.cpu() @ gallery.T).topk(min(args.top, len(pictures)), dim=1)
+            for item, values, indices in zip(items, top.values, top.indices):
+                for rank, (value, index) in enumerate(zip(values.tolist(), indices.tolist()), 1):
+                    print(f"{item.name}\t{rank}\t{pictures[index]}\t{value:.4f}")
+                summary.done.append(item.name)
+            progress.update(len(items))
+    finally:
+        progress.close()
     print(f"{prog}: {summary.line()}", file=sys.stderr)
     return summary.exit_code
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 
 import torch
 
@@ -71,7 +72,9 @@ def main() -> None:
         # this stage's config: its generation settings can be overridden on the command line
         model = LoadedModel(user_dir(stage.exp_dir), system, device=device)
         model.settings = {**model.settings, **{k: hp[k] for k in GENERATION_KEYS}}  # overridable here
-        pictures, seconds = model.generate(model.embed(signals), hp["gen_steps"], hp["seed"])
+        start = time.perf_counter()
+        pictures = model.generate(model.embed(signals), hp["gen_steps"], hp["seed"])
+        seconds = (time.perf_counter() - start) / len(utts)
         for utt, picture in zip(utts, pictures):
             save_png(to_array(picture), out / system / f"{utt}.png")
         timing[system] = seconds

@@ -1,6 +1,6 @@
 """Stages 2 and 3 of egs/audio2image: an audio tower aligned to the frozen image tower.
 
-    python -m speechlib.tasks.audio2image.train conf/mini_audio2image.yaml --output_folder exp/x \
+    python -m speechlib.tasks.audio2image.train conf/mini_audio2image.yaml --output_folder exp/x \\
         --seed 2 --system wavbrivl|wav2clip
 
 wavbrivl: WavLM + softmax layer weights + SA block + MLP, BriVL's cross-modal loss over two
