@@ -69,10 +69,14 @@ done
 
 # Scoring jobs: one on the GPU, else --nj, but never more than the smallest test set has utterances
 # (every job scores its part of every set; a small corpus can hold a single DNS English test file).
+# The test dirs are asked of the config once (a Python start costs seconds of CPU).
+if [ "${stop_stage}" -ge 7 ]; then
+    test_dirs=$(python -m speechlib.tasks.se_uda.score "${opts[@]}" --print_test_sets)
+fi
 scoring_jobs() {
     local jobs=${nj} dir size
     [ "${ngpu}" -gt 0 ] && jobs=1
-    for dir in $(python -m speechlib.tasks.se_uda.score "${opts[@]}" --print_test_sets); do
+    for dir in ${test_dirs}; do
         size=$(wc -l < "${dir}/wav.scp")
         [ "${size}" -lt "${jobs}" ] && jobs=${size}
     done
@@ -82,8 +86,7 @@ scoring_jobs() {
 if stage_begin 7 "scoring every system on every test set"; then
     score_jobs=$(scoring_jobs)
     if [ "${ngpu}" -gt 0 ]; then score_device=cuda:0; else score_device=cpu; fi
-    data=$(python -m speechlib.tasks.se_uda.score "${opts[@]}" --print_test_sets)
-    for dir in ${data}; do utils/split_data.sh --per-utt "${dir}" "${score_jobs}" >/dev/null; done
+    for dir in ${test_dirs}; do utils/split_data.sh --per-utt "${dir}" "${score_jobs}" >/dev/null; done
     for s in ${seeds}; do
         launch ${decode_cmd} JOB=1:"${score_jobs}" "${expdir}/seed${s}/log/score.JOB.log" \
             python -m speechlib.tasks.se_uda.score "${config}" --output_folder "${expdir}/seed${s}" --seed "${s}" \

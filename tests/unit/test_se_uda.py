@@ -336,6 +336,26 @@ def test_wham_and_dns_prep_on_real_layouts(tmp_path):
         dns.clean_speech(root, {"fr": "french_data"}, speaker_pattern=r"speaker_(\d+)")
 
 
+def test_source_lists_keep_the_source_language_only(tmp_path):
+    """The mini corpus's test-clean holds several languages (target ones too): the source-domain
+    lists keep English only, every table of the data dir consistent; none left is refused."""
+    from speechlib.tasks.se_uda.prepare import keep_language
+
+    langs = {"a-1-0": "en", "a-1-1": "en", "b-1-0": "fr", "c-1-0": "it", "c-1-1": "en"}
+    tables = {"utt2lang": langs, "wav.scp": {u: f"/x/{u}.flac" for u in langs},
+              "utt2spk": {u: u.split("-")[0] for u in langs}, "text": {u: "words" for u in langs},
+              "spk2utt": {"a": "a-1-0 a-1-1", "b": "b-1-0", "c": "c-1-0 c-1-1"}, "spk2gender": {"a": "f", "b": "m", "c": "f"}}
+    for name, table in tables.items():
+        (tmp_path / name).write_text("".join(f"{k} {v}\n" for k, v in table.items()))
+    assert keep_language(tmp_path, "en") == 2
+    for name in ("utt2lang", "wav.scp", "utt2spk", "text"):
+        assert sorted(read_dict(tmp_path / name)) == ["a-1-0", "a-1-1", "c-1-1"], name
+    assert read_dict(tmp_path / "spk2utt") == {"a": "a-1-0 a-1-1", "c": "c-1-1"}
+    assert read_dict(tmp_path / "spk2gender") == {"a": "f", "c": "f"}
+    with pytest.raises(InputError, match="no utterance in language 'de'"):
+        keep_language(tmp_path, "de")
+
+
 def test_dns_reader_of_serves_real_and_mini_names():
     pattern = r"^.*?reader_(\d+)|^([^-]+)-|^(.+)_[^_]+$"  # the configs' pattern
     assert dns.reader_of("book_00002_chp_0009_reader_06709_1_seg_1", pattern) == "06709"
@@ -424,6 +444,9 @@ def test_remixed_mixtures_are_reproducible_and_new_each_epoch(tmp_path):
 
 
 def test_enhance_cli_file_dir_scp_and_rate(tmp_path):
+    """The command in-process (each interpreter start costs seconds of CPU); the refusal as a user
+    sees it, from a subprocess: one line, exit 1, no traceback."""
+    from speechlib.tasks.se_uda import enhance
     from speechlib.tasks.se_uda.common import save_model
 
     model = SpeechNoiseUNet((4, 8, 8, 8))
@@ -432,16 +455,21 @@ def test_enhance_cli_file_dir_scp_and_rate(tmp_path):
     _write(tmp_path / "in" / "b.wav", 0.7)
     _write(tmp_path / "in8k.wav", 0.5, sr=8000)
     (tmp_path / "wav.scp").write_text(f"u1 {tmp_path / 'in' / 'a.wav'}\nu2 {tmp_path / 'in' / 'b.wav'}\n")
-    base = [PYTHON, "-m", "speechlib.tasks.se_uda.enhance", "--model", str(tmp_path / "exp")]
-    out = run(base + ["--in", str(tmp_path / "in" / "a.wav"), "--out", str(tmp_path / "o.wav")])
-    assert out.returncode == 0, out.stderr
-    assert soundfile.info(tmp_path / "o.wav").frames == 16000
-    out = run(base + ["--in", str(tmp_path / "in"), "--out", str(tmp_path / "odir"), "--batch-size", "2"])
-    assert out.returncode == 0 and sorted(p.name for p in (tmp_path / "odir").iterdir()) == ["a.wav", "b.wav"]
-    out = run(base + ["--in", str(tmp_path / "wav.scp"), "--out", str(tmp_path / "oscp")])
-    assert out.returncode == 0 and set(read_dict(tmp_path / "oscp" / "wav.scp")) == {"u1", "u2"}
-    out = run(base + ["--in", str(tmp_path / "in8k.wav"), "--out", str(tmp_path / "r.wav")])
-    assert out.returncode == 0, out.stderr  # the model runs at 16 kHz, the output stays 8 kHz
-    assert (soundfile.info(tmp_path / "r.wav").samplerate, soundfile.info(tmp_path / "r.wav").frames) == (8000, 4000)
-    out = run(base + ["--system", "dann", "--in", str(tmp_path / "in8k.wav"), "--out", str(tmp_path / "x.wav")])
+    base = ["--model", str(tmp_path / "exp"), "--quiet"]
+    threads = torch.get_num_threads()
+    try:
+        assert enhance.main(base + ["--in", str(tmp_path / "in" / "a.wav"), "--out", str(tmp_path / "o.wav")]) == 0
+        assert soundfile.info(tmp_path / "o.wav").frames == 16000
+        assert enhance.main(base + ["--in", str(tmp_path / "in"), "--out", str(tmp_path / "odir"),
+                                    "--batch-size", "2"]) == 0
+        assert sorted(p.name for p in (tmp_path / "odir").iterdir()) == ["a.wav", "b.wav"]
+        assert enhance.main(base + ["--in", str(tmp_path / "wav.scp"), "--out", str(tmp_path / "oscp")]) == 0
+        assert set(read_dict(tmp_path / "oscp" / "wav.scp")) == {"u1", "u2"}
+        # the model runs at 16 kHz, the output stays 8 kHz
+        assert enhance.main(base + ["--in", str(tmp_path / "in8k.wav"), "--out", str(tmp_path / "r.wav")]) == 0
+        assert (soundfile.info(tmp_path / "r.wav").samplerate, soundfile.info(tmp_path / "r.wav").frames) == (8000, 4000)
+    finally:
+        torch.set_num_threads(threads)
+    out = run([PYTHON, "-m", "speechlib.tasks.se_uda.enhance", "--model", str(tmp_path / "exp"), "--system", "dann",
+               "--in", str(tmp_path / "in8k.wav"), "--out", str(tmp_path / "x.wav")])
     assert out.returncode == 1 and "not a model directory" in out.stderr and "Traceback" not in out.stderr

@@ -72,6 +72,24 @@ def drop_utterances(data_dir: Path, utts: set[str]) -> None:
     write_table(data_dir / "spk2utt", spk2utt_from(utt2spk))
 
 
+def keep_language(data_dir: Path, language: str) -> int:
+    """Keep only the utterances of one language (utt2lang); returns how many were dropped.
+
+    The source domain is English speech, but the mini corpus's dev-clean and test-clean hold
+    several languages (their utt2lang says which), some of them target languages: left in, the
+    source-domain test and validation sets would score target-language speech."""
+    langs = read_dict(data_dir / "utt2lang")
+    other = {utt for utt, lang in langs.items() if lang != language}
+    if len(other) == len(langs):
+        raise InputError(f"no utterance in language {language!r} (utt2lang)", str(data_dir))
+    if other:
+        drop_utterances(data_dir, other)
+        spk2gender = read_dict(data_dir / "spk2gender")
+        speakers = set(read_dict(data_dir / "spk2utt"))
+        write_table(data_dir / "spk2gender", {k: v for k, v in spk2gender.items() if k in speakers})
+    return len(other)
+
+
 def remove_leaks(data: Path) -> dict[str, int]:
     """Hold out of training every speaker (or noise clip) that has a file in a held-out list
     (same inode or same bytes). Held-out lists are never changed, so test sets stay fixed."""
@@ -117,6 +135,9 @@ def prepare(hp: dict) -> tuple[str, dict[str, int]]:
                                        expect=tuple(subsets.values()))
     for name, subset in subsets.items():
         librispeech.prepare(libri / subset, data / name)
+        dropped = keep_language(data / name, hp["source_language"])
+        if dropped:
+            print(f"prepare: {name}: {dropped} utterances not in {hp['source_language']!r} left out (utt2lang)")
 
     dns_root, dns_mini = resolve_corpus("DNS", _value(hp, "dns"), "dns", mini_root,
                                         expect=(hp["dns_clean_subdir"], hp["dns_noise_subdir"]))
