@@ -28,7 +28,7 @@ def recipe(recipe_runs, mini_small) -> tuple[Path, Path]:
 
 
 def run_recipe(recipe: Path, mini: Path, *args: str) -> subprocess.CompletedProcess:
-    return run(["./run.sh", *args], cwd=recipe, env={"MAIN_ROOT": str(REPO), "MINI": str(mini)}, timeout=540)
+    return run(["./run.sh", *args], cwd=recipe, env={"MAIN_ROOT": str(REPO), "SPEECHLIB_MINI": str(mini)}, timeout=540)
 
 
 def numeric(cells) -> bool:
@@ -119,3 +119,20 @@ def test_predict_command_and_idempotent_rerun(recipe):
     assert "is up to date" in (exp / "log" / "prepare.log").read_text()
     assert "pase_baseline seed 1 is up to date" in "".join(
         p.read_text() for p in (exp / "log").glob("pretrain_pase.*.log"))
+
+
+def test_pase_pretraining_under_ddp_on_cpu(recipe):
+    """--ngpu 2 on a CPU machine: two gloo processes pre-train PASE (BatchNorm stays BatchNorm:
+    SyncBatchNorm is GPU-only and stopped this run before), rank 0 saves the encoder."""
+    dest, _ = recipe
+    out = run([PYTHON, "-m", "speechlib.launch.distributed", "--ngpu", "2", "--backend", "gloo", "--",
+               PYTHON, "-m", "speechlib.tasks.mos_pretrain.pretrain", "conf/tiny_mos_pretrain.yaml",
+               "--output_folder", "exp/ddp", "--data_folder", "data/tiny_mos_pretrain", "--group", "pase",
+               "--job", "1", "--nj", "1", "--pase_systems", "[pase_baseline]", "--pretrain_seeds", "[1]",
+               "--device", "cpu"], cwd=dest, env={"OMP_NUM_THREADS": "1"}, timeout=600)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    run_folder = dest / "exp" / "ddp" / "encoders" / "pase_baseline" / "seed1"
+    encoder, _ = load_encoder(run_folder)
+    assert not any("SyncBatchNorm" in type(m).__name__ for m in encoder.modules())
+    curve = json.loads((run_folder / "loss_curve.json").read_text())
+    assert curve and all(row["train"]["loss"] == row["train"]["loss"] for row in curve)  # finite, not NaN

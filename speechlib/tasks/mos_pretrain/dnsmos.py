@@ -7,6 +7,7 @@ the P.808 scores are also the second label source of the mini sets (agreement re
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -90,14 +91,18 @@ def main() -> None:
     if stage.is_done(outputs):
         print("dnsmos: up to date")
         return
-    nj = max(1, int(hp["nj"]))
-    for mos_set in hp["mos_sets"]:
-        items = test_items(data, mos_set, hp["dnsmos_max_files"], int(hp["seed"]))
+    sets = {mos_set: test_items(data, mos_set, hp["dnsmos_max_files"], int(hp["seed"])) for mos_set in hp["mos_sets"]}
+    tagged = [(mos_set, item) for mos_set, items in sets.items() for item in items]
+    chunks = [tagged[i:i + 16] for i in range(0, len(tagged), 16)]
+    # one pool for every set, and none for a single chunk: each worker loads both ONNX models
+    nj = min(max(1, int(hp["nj"])), len(chunks))
+    with ProcessPoolExecutor(max_workers=nj) if nj > 1 else contextlib.nullcontext() as pool:
+        parts = tqdm((pool.map if pool else map)(_score, [[item for _, item in c] for c in chunks]),
+                     total=len(chunks), desc="DNSMOS", leave=False, disable=None)
+        rows = [(mos_set, row) for chunk, part in zip(chunks, parts) for (mos_set, _), row in zip(chunk, part)]
+    for mos_set, items in sets.items():
         labels = read_dict(data / f"{mos_set}_test" / "utt2mos")
-        chunks = [items[i:i + 8] for i in range(0, len(items), 8)]
-        with ProcessPoolExecutor(max_workers=nj) as pool:
-            scored = [row for part in tqdm(pool.map(_score, chunks), total=len(chunks), desc=f"DNSMOS {mos_set}",
-                                           leave=False, disable=None) for row in part]
+        scored = [row for name, row in rows if name == mos_set]
         preds: dict[str, dict[str, float]] = {}
         targets = []
         for utt, scores, _, _ in scored:
