@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -24,14 +25,14 @@ def run_recipe(recipe: Path, *args: str) -> subprocess.CompletedProcess:
     return run(["./run.sh", *args], cwd=recipe, env={"MAIN_ROOT": str(REPO)})
 
 
-def test_full_run_then_stage_skipping(recipe):
+def test_full_run_then_stage_skipping(recipe_runs, tmp_path):
+    """The session's tiny run (tests/recipes/conftest.py), then stage skipping on a copy of it."""
     tiny = ("--config", "conf/tiny_toy.yaml")
-    out = run_recipe(recipe, *tiny)
-    assert out.returncode == 0, out.stdout + out.stderr
-    exp = recipe / "exp" / "tiny_toy"
+    finished = recipe_runs.get("toy")
+    exp = finished / "exp" / "tiny_toy"
     results = (exp / "RESULTS.md").read_text()
     assert "| linear on mean log-mel |" in results and "| chance | 33.33 |" in results
-    assert (recipe / "RESULTS.md").is_file()
+    assert (finished / "RESULTS.md").is_file()
     for stage in ("prepare", "train", "score"):
         assert (exp / "conf" / f"{stage}.yaml").is_file()
     system = exp / "classifier"
@@ -41,6 +42,9 @@ def test_full_run_then_stage_skipping(recipe):
     assert "\r" not in (exp / "log" / "train.log").read_text()
     assert (exp / "run.sh").read_text().rstrip().endswith("exec ./run.sh --config conf/tiny_toy.yaml \"$@\"")
 
+    recipe = tmp_path / "toy"
+    shutil.copytree(finished, recipe, symlinks=True)
+    exp = recipe / "exp" / "tiny_toy"
     prepare_log = exp / "log" / "prepare.log"
     before = prepare_log.stat().st_mtime_ns
     out = run_recipe(recipe, *tiny, "--stage", "3")
