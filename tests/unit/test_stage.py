@@ -128,3 +128,20 @@ def test_num_threads_and_seed_are_read_beside_comments(tmp_path):
     first = torch.rand(2)
     torch.manual_seed(7)
     assert torch.equal(first, torch.rand(2))
+
+
+def test_set_seed_turns_on_deterministic_kernels_with_warnings_only():
+    """set_seed sets torch's C++ flag directly (no inductor import); the public getters see it."""
+    import torch
+
+    from speechlib.tasks.stage import set_seed
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        torch.use_deterministic_algorithms(False)
+        set_seed(1)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert not torch.backends.cudnn.benchmark
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
