@@ -1,7 +1,9 @@
 """egs/mos_pretrain building blocks, each checked against an independent computation."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -718,3 +720,38 @@ def test_degradation_chain_keeps_length_and_applies_every_step(monkeypatch):
     assert out.shape == clean.shape and out.dtype == np.float32 and np.all(np.isfinite(out))
     for step in ("reverb", "lowpass", "kb/s", "packet loss", "clipping", "noise"):
         assert step in desc
+
+
+def test_distillmos_labels_cached_by_file_content(tmp_path, monkeypatch):
+    """Scored files are looked up by the sha256 of their bytes: a re-run scores nothing, a changed
+    file is scored again, a run killed after its first chunk resumes with the rest, and another
+    distillmos release ignores the cache."""
+    from speechlib.tasks.mos_pretrain import mini_mos
+
+    scored: list[str] = []
+    killed = {"after_first": True}
+
+    def fake_scores(paths):  # stands in for the model: the file's byte count, and records the call
+        if killed["after_first"] and scored:
+            raise KeyboardInterrupt
+        scored.extend(Path(p).name for p in paths)
+        return [float(len(Path(p).read_bytes())) for p in paths]
+
+    monkeypatch.setattr(mini_mos, "_score_files", fake_scores)
+    files = {"a.wav": b"aaa", "b.wav": b"bbbb", "c.wav": b"aaa"}  # c has a's content
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    paths, cache = [str(tmp_path / n) for n in files], tmp_path / "cache.json"
+    with pytest.raises(KeyboardInterrupt):  # killed after the first chunk of one file
+        mini_mos.distillmos_scores(paths, nj=1, cache=cache, chunk=1)
+    assert len(scored) == 1 and len(json.loads(cache.read_text())["scores"]) == 1
+    killed["after_first"] = False
+    assert mini_mos.distillmos_scores(paths, nj=1, cache=cache, chunk=1) == [3.0, 4.0, 3.0]
+    assert len(scored) == 2  # the resumed run scored only the other content; c reused a's score
+    assert mini_mos.distillmos_scores(paths, nj=1, cache=cache) == [3.0, 4.0, 3.0] and len(scored) == 2
+    (tmp_path / "b.wav").write_bytes(b"bbbbb")
+    assert mini_mos.distillmos_scores(paths, nj=1, cache=cache) == [3.0, 5.0, 3.0] and scored[-1] == "b.wav"
+    monkeypatch.setattr(mini_mos, "_label_model", lambda: "distillmos 0.0")
+    scored.clear()
+    mini_mos.distillmos_scores(paths, nj=1, cache=cache)
+    assert len(scored) == 2

@@ -87,13 +87,8 @@ def spectral_summaries(items: list[tuple[str, str]], sample_rate: int) -> dict[s
 
 
 def reference_scores(paths: list[str], cache: Path) -> np.ndarray:
-    """DistillMOS of clean references, cached by path (the labelling is the costly part)."""
-    known = json.loads(cache.read_text()) if cache.is_file() else {}
-    missing = [p for p in paths if p not in known]
-    if missing:
-        known.update(zip(missing, distillmos_scores(missing, nj=1)))
-        atomic_write_text(cache, json.dumps(known) + "\n")
-    return np.array([known[p] for p in paths])
+    """DistillMOS of clean references, cached by file content (the labelling is the costly part)."""
+    return np.array(distillmos_scores(paths, nj=1, cache=cache))
 
 
 def reference_path(wav: str) -> str:

@@ -18,8 +18,12 @@ real corpora: NISQA's `NISQA_corpus_file.csv` (one csv, `db` selects the set) pl
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +32,7 @@ from scipy.signal import butter, fftconvolve, sosfilt
 from tqdm import tqdm
 
 from speechlib.data.nisqa import write_nisqa_csv
+from speechlib.io.atomic import atomic_write_text
 from speechlib.io.audio import load_audio, write_audio
 from speechlib.signal.codecs import encode_decode
 from speechlib.signal.mixing import fit_length, mix_at_snr
@@ -88,7 +93,8 @@ def _load_distillmos() -> None:
 
 
 def _score_files(paths: list[str]) -> list[float]:
-    """DistillMOS of each file (16 kHz), one model per worker process."""
+    """DistillMOS of each file (16 kHz), one model per worker process. One file per call: batching
+    padded files bought no CPU time (the convolutional front end is ~77 % of it either way)."""
     if _MODEL is None:
         _load_distillmos()
     scores = []
@@ -99,16 +105,42 @@ def _score_files(paths: list[str]) -> list[float]:
     return scores
 
 
-def distillmos_scores(paths: list[str], nj: int, chunk: int = 16) -> list[float]:
-    """DistillMOS for every file, `nj` processes (the model is ~4 M parameters, 16 kHz input)."""
-    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
-    if nj <= 1:
-        results = [_score_files(c) for c in tqdm(chunks, desc="DistillMOS", leave=False, disable=None)]
-    else:
-        with ProcessPoolExecutor(max_workers=nj, initializer=_load_distillmos) as pool:
-            results = list(tqdm(pool.map(_score_files, chunks), total=len(chunks), desc="DistillMOS", leave=False,
-                                disable=None))
-    return [score for part in results for score in part]
+def _label_model() -> str:
+    """What the cached scores were computed by (another distillmos release invalidates them)."""
+    return f"distillmos {version('distillmos')}"
+
+
+def file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def distillmos_scores(paths: list[str], nj: int, cache: Path | None = None, chunk: int = 16) -> list[float]:
+    """DistillMOS for every file, `nj` processes (the model is ~4 M parameters, 16 kHz input).
+
+    `cache` (JSON: the model's release and sha256 of the file's bytes -> score) skips every file
+    whose exact content was scored before, and is rewritten atomically after each chunk: labelling
+    is most of stage 0's time, so a killed stage 0 (or a rebuilt set with the same files) resumes
+    where it stopped instead of relabelling every file.
+    """
+    model = _label_model()
+    stored = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
+    known: dict[str, float] = stored.get("scores", {}) if stored.get("model") == model else {}
+    digests = [file_digest(p) for p in paths]
+    todo = sorted({d: p for d, p in zip(digests, paths) if d not in known}.items())
+    chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
+    jobs = [[p for _, p in c] for c in chunks]
+    with contextlib.ExitStack() as stack:
+        if nj > 1 and len(chunks) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=nj, initializer=_load_distillmos))
+            results = pool.map(_score_files, jobs)
+        else:
+            results = map(_score_files, jobs)
+        for part, scores in zip(chunks, tqdm(results, total=len(chunks), desc="DistillMOS", leave=False,
+                                             disable=None)):
+            known.update((d, s) for (d, _), s in zip(part, scores))
+            if cache is not None:
+                atomic_write_text(cache, json.dumps({"model": model, "scores": known}) + "\n")
+    return [known[d] for d in digests]
 
 
 def build_files(utts: list[tuple[str, str]], noises: list[np.ndarray], out_dir: Path, root: Path, db: str,
@@ -136,15 +168,15 @@ def build_files(utts: list[tuple[str, str]], noises: list[np.ndarray], out_dir: 
     return rows
 
 
-def label_rows(rows: list[dict[str, object]], root: Path, nj: int) -> None:
-    """Fill each row's `mos` with DistillMOS of its degraded file."""
-    scores = distillmos_scores([str(root / str(r["filepath_deg"])) for r in rows], nj)
+def label_rows(rows: list[dict[str, object]], root: Path, nj: int, cache: Path | None = None) -> None:
+    """Fill each row's `mos` with DistillMOS of its degraded file (`cache`: distillmos_scores)."""
+    scores = distillmos_scores([str(root / str(r["filepath_deg"])) for r in rows], nj, cache)
     for row, score in zip(rows, scores):
         row["mos"] = f"{min(max(score, 1.0), 5.0):.4f}"
 
 
 def build_mini_nisqa(utts, noises, sizes: dict[str, int], root: Path, seed: int, sample_rate: int,
-                     max_seconds: float, nj: int) -> dict[str, str]:
+                     max_seconds: float, nj: int, cache: Path | None = None) -> dict[str, str]:
     """root/NISQA_corpus_file.csv and root/MINI_<SPLIT>/MINI_<SPLIT>_file.csv; {split: set name}."""
     rng = np.random.default_rng(seed)
     if sum(sizes.values()) > len(utts):
@@ -155,7 +187,7 @@ def build_mini_nisqa(utts, noises, sizes: dict[str, int], root: Path, seed: int,
         chosen = [utts[i] for i in order[start:start + count]]
         start += count
         rows = build_files(chosen, noises, root / name, root, name, rng, sample_rate, max_seconds)
-        label_rows(rows, root, nj)
+        label_rows(rows, root, nj, cache)
         write_nisqa_csv(root / name / f"{name}_file.csv", rows)
         every += rows
         names[split] = name
@@ -164,14 +196,14 @@ def build_mini_nisqa(utts, noises, sizes: dict[str, int], root: Path, seed: int,
 
 
 def build_mini_vcc(utts, noises, total: int, root: Path, seed: int, sample_rate: int, max_seconds: float,
-                   nj: int) -> Path:
+                   nj: int, cache: Path | None = None) -> Path:
     """root/wav/*.wav and root/mos_list.txt (`<wav>,<mos>` lines, MOSNet's VCC2018 list)."""
     rng = np.random.default_rng(seed)
     if total > len(utts):
         raise ValueError(f"mini VCC: {total} files asked, {len(utts)} utterances available")
     chosen = [utts[i] for i in rng.permutation(len(utts))[:total]]
     rows = build_files(chosen, noises, root, root, "mini_vcc", rng, sample_rate, max_seconds)
-    label_rows(rows, root, nj)
+    label_rows(rows, root, nj, cache)
     wav_dir = root / "wav"
     wav_dir.mkdir(parents=True, exist_ok=True)
     for row in rows:

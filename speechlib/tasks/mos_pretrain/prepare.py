@@ -127,6 +127,7 @@ def mini_sources(hp: dict, data: Path, subset: str, exclude: set[str] = frozense
 def prepare_mos(hp: dict, data: Path) -> dict[str, str]:
     labels = {}
     nj = int(hp["nj"])
+    cache = data / "local" / "distillmos_labels.json"  # by file content: a killed stage 0 resumes its labelling
     label_source = "DistillMOS (predictor trained on human ratings), mini degradations"
     # NISQA
     if str(hp["nisqa"] or "").strip():
@@ -137,7 +138,7 @@ def prepare_mos(hp: dict, data: Path) -> dict[str, str]:
         utts, noises = mini_sources(hp, data, hp["mini_nisqa_source"], exclude=set(read_dict(
             data / "pretrain_train" / "wav.scp")) | set(read_dict(data / "pretrain_eval" / "wav.scp")))
         set_names = build_mini_nisqa(utts, noises, dict(hp["mini_nisqa_sizes"]), root, hp["seed"] + 7,
-                                     hp["sample_rate"], hp["mini_mos_max_seconds"], nj)
+                                     hp["sample_rate"], hp["mini_mos_max_seconds"], nj, cache)
         labels["nisqa"] = label_source
     for split in MOS_SPLITS:
         write_mos_datadir(read_nisqa_set(root, set_names[split]), data / f"nisqa_{split}")
@@ -152,7 +153,7 @@ def prepare_mos(hp: dict, data: Path) -> dict[str, str]:
             part, noises = mini_sources(hp, data, source)
             utts += part
         build_mini_vcc(utts, noises, min(len(utts), sum(sizes)), root, hp["seed"] + 11, hp["sample_rate"],
-                       hp["mini_mos_max_seconds"], nj)
+                       hp["mini_mos_max_seconds"], nj, cache)
         rows, _ = read_vcc2018(root)
         labels["vcc"] = label_source
     for split, part in zip(MOS_SPLITS, split_rows(rows, sizes, hp["seed"])):
