@@ -755,3 +755,43 @@ def test_distillmos_labels_cached_by_file_content(tmp_path, monkeypatch):
     scored.clear()
     mini_mos.distillmos_scores(paths, nj=1, cache=cache)
     assert len(scored) == 2
+
+
+@pytest.fixture(scope="module")
+def distillmos_model():
+    from distillmos import ConvTransformerSQAModel
+
+    return ConvTransformerSQAModel().eval()
+
+
+@pytest.mark.parametrize("samples", [161, 23337, 118000])  # shortest, a mini file, the last fast-path length
+def test_distillmos_with_zero_features_equals_the_model(samples, distillmos_model):
+    """The zero-padding shortcut gives the packaged model's own output (its full 7.68 s window)."""
+    from speechlib.tasks.mos_pretrain import mini_mos
+
+    signal = torch.from_numpy(0.3 * harmonic(140, samples / SR) + 0.01 * np.random.default_rng(0).standard_normal(
+        samples).astype(np.float32))[None]
+    with torch.inference_mode():
+        assert mini_mos.distillmos(signal).item() == pytest.approx(distillmos_model(signal).item(), abs=1e-6)
+
+
+def test_mini_mos_files_are_the_same_for_any_nj(tmp_path):
+    """Each file's degradation is drawn from (seed, utterance id): one process or two build the
+    same files and rows, in the order given; a silent utterance is dropped."""
+    from speechlib.tasks.mos_pretrain import mini_mos
+
+    utts = []
+    for k in range(5):
+        wav = tmp_path / "in" / f"u{k}.wav"
+        wav.parent.mkdir(exist_ok=True)
+        soundfile.write(wav, np.zeros(SR // 4, np.float32) if k == 3 else 0.3 * harmonic(120 + 20 * k, 0.4), SR)
+        utts.append((f"u{k}", str(wav)))
+    noises = [np.random.default_rng(0).standard_normal(SR // 2).astype(np.float32)]
+    built = {}
+    for nj in (1, 2):
+        root = tmp_path / f"nj{nj}"
+        built[nj] = mini_mos.build_files(utts, noises, root / "set", root, "set", 7, SR, 2.5, nj)
+        assert [row["file"] for row in built[nj]] == ["u0", "u1", "u2", "u4"]
+    assert built[1] == built[2]
+    for row in built[1]:
+        assert (tmp_path / "nj1" / row["filepath_deg"]).read_bytes() == (tmp_path / "nj2" / row["filepath_deg"]).read_bytes()

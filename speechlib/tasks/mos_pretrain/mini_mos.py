@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
@@ -82,27 +83,54 @@ def degrade(clean: np.ndarray, noise: np.ndarray, rng: np.random.Generator, samp
 
 
 _MODEL = None
+_ZERO_FEATURES = None  # DistillMOS's convolutional features of an all-zero window
+_HOP = 160  # DistillMOS's STFT hop (10 ms at 16 kHz)
 
 
 def _load_distillmos() -> None:
-    global _MODEL
+    global _MODEL, _ZERO_FEATURES
     torch.set_num_threads(1)
     from distillmos import ConvTransformerSQAModel
+    from distillmos.sqa import SEQ_LEN
 
     _MODEL = ConvTransformerSQAModel().eval()
+    with torch.inference_mode():
+        _ZERO_FEATURES = _MODEL.cnn(torch.zeros(1, SEQ_LEN))
+
+
+def distillmos(signal: torch.Tensor) -> torch.Tensor:
+    """DistillMOS of one 16 kHz signal (1, samples), equal to `ConvTransformerSQAModel()(signal)`.
+
+    The model zero-pads every input to a 7.68 s window, so for a 2.5 s file two thirds of its
+    convolutions (~77 % of its time) run on zeros. Their features depend only on the zeros, so they
+    are taken from one all-zero pass: an output frame t sees STFT frames 2t-6..2t+6 (five stride-1
+    3x3 layers, then stride 2), STFT frame j sees samples 160j-80..160j+240; frames whose field
+    holds no sample of the signal come from the zero pass, the rest from the signal followed by
+    enough zeros that no frame kept sees the shortened end. Bit-identical in the tests, ~2x faster.
+    """
+    from distillmos.sqa import SEQ_LEN
+
+    if _MODEL is None:
+        _load_distillmos()
+    samples = signal.shape[1]
+    first_zero_frame = -(-(samples + _HOP // 2) // _HOP)  # the first STFT frame holding only padding
+    split = -(-(first_zero_frame + 6) // 2)  # the first output frame that sees only padding
+    frames = 2 * split + 8  # computed from the signal: the kept frames' fields end 3 frames before
+    if frames * _HOP >= SEQ_LEN:
+        return _MODEL(signal)
+    signal = signal / (signal.abs().max(dim=1, keepdim=True).values + 1e-8)  # the model's own scaling
+    head = _MODEL.cnn(torch.nn.functional.pad(signal, (0, frames * _HOP - samples)))[..., :split]
+    features = torch.cat([head, _ZERO_FEATURES[..., split:]], dim=-1)
+    return 1 + 4 * _MODEL.transformer_pool_attn(features.permute(0, 2, 1))
 
 
 def _score_files(paths: list[str]) -> list[float]:
     """DistillMOS of each file (16 kHz), one model per worker process. One file per call: batching
-    padded files bought no CPU time (the convolutional front end is ~77 % of it either way)."""
+    padded files bought no CPU time (the convolutions are most of it either way)."""
     if _MODEL is None:
         _load_distillmos()
-    scores = []
     with torch.inference_mode():
-        for path in paths:
-            signal = load_audio(path, 16000)[0]
-            scores.append(float(_MODEL(torch.from_numpy(signal)[None])[0]))
-    return scores
+        return [float(distillmos(torch.from_numpy(load_audio(path, 16000)[0])[None])[0]) for path in paths]
 
 
 def _label_model() -> str:
@@ -143,28 +171,51 @@ def distillmos_scores(paths: list[str], nj: int, cache: Path | None = None, chun
     return [known[d] for d in digests]
 
 
+_NOISES: list[np.ndarray] = []  # the held-out noise clips, per build process
+
+
+def _set_noises(noises: list[np.ndarray]) -> None:
+    global _NOISES
+    _NOISES = noises
+
+
+def _build_one(job: tuple[str, str, int, Path, Path, str, int, float]) -> dict[str, object] | None:
+    """One degraded file and its NISQA-style row, or None when silent before or after degradation.
+    Its random draws come from (seed, utterance id) alone, so the set is the same for any --nj."""
+    utt, wav, seed, out_dir, root, db, sample_rate, max_seconds = job
+    rng = np.random.default_rng([seed, zlib.crc32(utt.encode())])
+    clean = load_audio(wav, sample_rate, utt=utt)[0][: int(max_seconds * sample_rate)]
+    if is_silent(clean):
+        return None
+    degraded, description = degrade(clean, _NOISES[int(rng.integers(len(_NOISES)))], rng, sample_rate)
+    if is_silent(degraded):
+        return None
+    deg, ref = out_dir / "deg" / f"{utt}.wav", out_dir / "ref" / f"{utt}.wav"
+    write_audio(deg, degraded, sample_rate)
+    write_audio(ref, clean, sample_rate)
+    return {"db": db, "con": description, "file": utt, "con_description": description,
+            "filename_deg": deg.name, "filename_ref": ref.name, "source": "mini LibriSpeech",
+            "lang": "en", "votes": "", "filepath_deg": str(deg.relative_to(root)),
+            "filepath_ref": str(ref.relative_to(root))}
+
+
 def build_files(utts: list[tuple[str, str]], noises: list[np.ndarray], out_dir: Path, root: Path, db: str,
-                rng: np.random.Generator, sample_rate: int, max_seconds: float) -> list[dict[str, object]]:
-    """Degrade every utterance into out_dir; NISQA-style rows (paths relative to root), no MOS yet."""
-    rows, dropped = [], 0
-    for utt, wav in tqdm(utts, desc=f"mini MOS {db}", leave=False, disable=None):
-        clean = load_audio(wav, sample_rate, utt=utt)[0][: int(max_seconds * sample_rate)]
-        if is_silent(clean):
-            dropped += 1
-            continue
-        degraded, description = degrade(clean, noises[int(rng.integers(len(noises)))], rng, sample_rate)
-        if is_silent(degraded):
-            dropped += 1
-            continue
-        deg, ref = out_dir / "deg" / f"{utt}.wav", out_dir / "ref" / f"{utt}.wav"
-        write_audio(deg, degraded, sample_rate)
-        write_audio(ref, clean, sample_rate)
-        rows.append({"db": db, "con": description, "file": utt, "con_description": description,
-                     "filename_deg": deg.name, "filename_ref": ref.name, "source": "mini LibriSpeech",
-                     "lang": "en", "votes": "", "filepath_deg": str(deg.relative_to(root)),
-                     "filepath_ref": str(ref.relative_to(root))})
-    if dropped:
-        print(f"mini MOS {db}: {dropped} file(s) dropped (silent before or after degradation)")
+                seed: int, sample_rate: int, max_seconds: float, nj: int) -> list[dict[str, object]]:
+    """Degrade every utterance into out_dir with `nj` processes (most of the time is ffmpeg's codec
+    round trips); NISQA-style rows (paths relative to root) in the order of `utts`, no MOS yet."""
+    jobs = [(utt, wav, seed, out_dir, root, db, sample_rate, max_seconds) for utt, wav in utts]
+    with contextlib.ExitStack() as stack:
+        if nj > 1 and len(jobs) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=nj, initializer=_set_noises,
+                                                           initargs=(noises,)))
+            results = pool.map(_build_one, jobs, chunksize=8)
+        else:
+            _set_noises(noises)
+            results = map(_build_one, jobs)
+        built = list(tqdm(results, total=len(jobs), desc=f"mini MOS {db}", leave=False, disable=None))
+    rows = [row for row in built if row is not None]
+    if len(rows) < len(jobs):
+        print(f"mini MOS {db}: {len(jobs) - len(rows)} file(s) dropped (silent before or after degradation)")
     return rows
 
 
@@ -186,7 +237,7 @@ def build_mini_nisqa(utts, noises, sizes: dict[str, int], root: Path, seed: int,
         name = f"MINI_{split.upper()}"
         chosen = [utts[i] for i in order[start:start + count]]
         start += count
-        rows = build_files(chosen, noises, root / name, root, name, rng, sample_rate, max_seconds)
+        rows = build_files(chosen, noises, root / name, root, name, seed, sample_rate, max_seconds, nj)
         label_rows(rows, root, nj, cache)
         write_nisqa_csv(root / name / f"{name}_file.csv", rows)
         every += rows
@@ -202,7 +253,7 @@ def build_mini_vcc(utts, noises, total: int, root: Path, seed: int, sample_rate:
     if total > len(utts):
         raise ValueError(f"mini VCC: {total} files asked, {len(utts)} utterances available")
     chosen = [utts[i] for i in rng.permutation(len(utts))[:total]]
-    rows = build_files(chosen, noises, root, root, "mini_vcc", rng, sample_rate, max_seconds)
+    rows = build_files(chosen, noises, root, root, "mini_vcc", seed, sample_rate, max_seconds, nj)
     label_rows(rows, root, nj, cache)
     wav_dir = root / "wav"
     wav_dir.mkdir(parents=True, exist_ok=True)
