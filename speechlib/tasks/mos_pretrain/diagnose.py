@@ -21,8 +21,10 @@ recipe prepared them (mini corpus only: it needs the clean references and the de
   DistillMOS of the file's own clean reference (the voice as the label source hears it);
 - the frozen encoders' pooled embeddings (the stage-5 caches of each system's first seed) under
   the same ridge regression, beside the MOS heads' LCC: a head far below its ridge would be a
-  head-training defect, both low an encoder that does not carry the information.
-Writes <output_folder>/diagnosis.json (DistillMOS of the references is cached beside it).
+  head-training defect, both low an encoder that does not carry the information;
+- with --pooling, the same ridge on each encoder's frames pooled by their mean and by mean and
+  standard deviation (re-embedded): what the frame-to-frame spread adds.
+Writes <output_folder>/diagnosis.json (DistillMOS of the references goes into stage 0's label cache).
 """
 from __future__ import annotations
 
@@ -43,10 +45,13 @@ from speechlib.metrics.correlation import lcc
 from speechlib.signal.features import log_mel
 from speechlib.tasks.mos_pretrain.downstream import SPLITS, set_items
 from speechlib.tasks.mos_pretrain.mini_mos import CODEC_BITRATES, distillmos_scores
+from speechlib.tasks.mos_pretrain.systems import embed_files, load_encoder
 from speechlib.tasks.stage import Option, start_stage
 
 log = logging.getLogger("mos_pretrain")
 REF_FILES = Option("ref_files", "files per split whose clean reference DistillMOS scores (0: none)", default="100")
+POOLING = Option("pooling", "re-embed the MOS sets with mean and with mean+std pooling (pooling_ceilings)",
+                 flag=True)
 
 
 def degradation_features(chain: str) -> list[float]:
@@ -114,6 +119,28 @@ def encoder_ceilings(exp: Path, sets: dict, systems: list[str]) -> dict[str, dic
     return out
 
 
+def pooling_ceilings(exp: Path, sets: dict, systems: list[str], sample_rate: int) -> dict[str, dict[str, float]]:
+    """Ridge on each encoder's frames pooled by their mean (what the heads see) and by mean and
+    standard deviation (first pre-training seed, whole files): does the frame-to-frame spread, which
+    the mean discards, carry the quality information (as it does for log-mel: "logmel_loud_quiet")?"""
+    out: dict[str, dict[str, float]] = {}
+    for system in systems:
+        folder = exp / "encoders" / system / "seed1"
+        if not (folder / "encoder.pt").is_file():
+            continue
+        encoder = load_encoder(folder)[0].eval()
+        for name, by_split in sets.items():
+            fit_y = np.concatenate([by_split["train"][1], by_split["valid"][1]])
+            row = {}
+            for pooling in ("mean", "mean_std"):
+                x = {split: embed_files(encoder, by_split[split][0], sample_rate, None, pooling=pooling)
+                     for split in SPLITS}
+                row[pooling] = ridge_lcc(np.concatenate([x["train"], x["valid"]]), fit_y, x["test"],
+                                         by_split["test"][1])
+            out[f"{name}: {system}"] = row
+    return out
+
+
 def nisqa_oracles(data: Path, nisqa: dict, ref_files: int, cache: Path, result: dict) -> dict[str, float]:
     """Ridge from the exact degradation parameters (the NISQA-style csv keeps the chain) and, with
     ref_files > 0, from those plus DistillMOS of the file's clean reference, on every k-th file of
@@ -142,7 +169,7 @@ def nisqa_oracles(data: Path, nisqa: dict, ref_files: int, cache: Path, result: 
 
 
 def main() -> None:
-    stage = start_stage("diagnose", options=(REF_FILES,))
+    stage = start_stage("diagnose", options=(REF_FILES, POOLING))
     hp = stage.hparams
     data, sr = Path(hp["data_folder"]), int(hp["sample_rate"])
     if str(hp["vcc2018"] or "").strip() or str(hp["nisqa"] or "").strip():
@@ -159,7 +186,7 @@ def main() -> None:
     again = distillmos_scores([wav for _, wav in items[:10]], nj=1)
     result["alignment_max_abs_diff"] = float(np.max(np.abs(np.clip(again, 1, 5) - labels[:10])))
     ref_files = int(stage.options["ref_files"])  # 0: skip everything that needs the references scored
-    cache = Path(stage.exp_dir) / "diagnosis_reference_distillmos.json"
+    cache = data / "local" / "distillmos_labels.json"  # stage 0's labels cache, by file content
     if ref_files:  # the clean voice's share: DistillMOS of the undegraded reference
         chosen = list(range(0, len(items), max(1, len(items) // ref_files)))
         ref_scores = reference_scores([reference_path(items[i][1]) for i in chosen], cache)
@@ -187,6 +214,9 @@ def main() -> None:
     result["ridge_test_lcc"] = ceilings
     result["encoders"] = encoder_ceilings(Path(stage.exp_dir), sets, [
         "pase_baseline", "pase_noise", "pase_random", "logmel", "masked_baseline", "pase_plus"])
+    if stage.options["pooling"]:
+        result["pooling"] = pooling_ceilings(Path(stage.exp_dir), sets, [
+            "pase_baseline", "pase_noise", "pase_random", "masked_baseline"], sr)
     atomic_write_text(Path(stage.exp_dir) / "diagnosis.json", json.dumps(result, indent=1) + "\n")
     log.info("diagnose: %s", json.dumps(result, indent=1))
 
