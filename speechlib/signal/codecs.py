@@ -71,18 +71,83 @@ def _channel_sum(signal: np.ndarray) -> np.ndarray:
     return total
 
 
-def align(reference: np.ndarray, signal: np.ndarray, max_lag: int) -> np.ndarray:
+def _correlation(reference: np.ndarray, signal: np.ndarray, size: int) -> np.ndarray:
+    """Circular cross-correlation on `size` points by FFT: corr[k mod size] = sum_n signal[n + k]
+    reference[n] for the lags that `size` keeps free of wrap-around. Single precision (twice as
+    fast; the peak of a codec's output is far above rounding)."""
+    return scipy.fft.irfft(scipy.fft.rfft(signal, size) * np.conj(scipy.fft.rfft(reference, size)), size)
+
+
+def _lag_product(reference: np.ndarray, signal: np.ndarray, lag: int) -> float:
+    """sum_n signal[n + lag] reference[n] over the samples both have: one term of the full
+    cross-correlation, exactly (a dot product: about 0.05 ms for 10 s at 48 kHz)."""
+    first, last = max(0, -lag), min(reference.size, signal.size - lag)
+    return float(np.dot(signal[first + lag:last + lag], reference[first:last])) if last > first else 0.0
+
+
+def best_lag(reference: np.ndarray, signal: np.ndarray, max_lag: int, segment: int | None = None,
+             share: float = 0.5, max_candidates: int = 24) -> int:
+    """The lag in [-max_lag, max_lag] (`signal`, 1-D, late by that many samples) that maximises
+    the cross-correlation of the two whole 1-D signals.
+
+    `segment=None`: the full correlation, by FFT (three FFTs of the whole length). With a
+    `segment` length (samples), a reference at least 3 segments long is searched in two steps:
+    the FFT correlation of its central `segment` samples against the signal; its local maxima
+    above `share` of its peak, and lag 0, are the candidates. From each, the full correlation,
+    computed exactly lag by lag, is climbed to its local maximum; the highest is returned. A pitch
+    or rhythm gives peaks at its periods: they are all candidates and the full correlation decides
+    between them. Where the segment cannot narrow the search (more than `max_candidates`
+    candidates: a sustained tone; or a central segment with under a tenth of the mean power: a
+    pause) the full correlation is used. Not a proof: the full correlation's peak is found
+    whenever the segment's correlation there is above `share` of its own peak, as it is for
+    codec outputs: the same lag as the full correlation in the unit test (codec outputs with known
+    delays) and on all 1,320 (coded excerpt, delay) cases of the mini MUSHRA tests (440 codec and
+    anchor outputs x 3 delays; 15 % fell back to the full correlation). CPU time on 5 s at 48 kHz:
+    4.7 ms against 7.4 ms for the full correlation.
+    """
+    lo, hi = -min(max_lag, reference.size - 1), min(max_lag, signal.size - 1)
+    start = (reference.size - segment) // 2 if segment else 0
+    part = reference[start:start + segment] if segment else reference
+    starts: list[int] = []
+    if segment and reference.size >= 3 * segment and \
+            float(np.dot(part, part)) * reference.size >= 0.1 * segment * float(np.dot(reference, reference)):
+        # the signal's samples start + lo .. start + segment + hi (zero outside it) against the part
+        first, last = start + lo, start + segment + hi
+        window = np.pad(signal[max(0, first):min(last, signal.size)], (max(0, -first), max(0, last - signal.size)))
+        corr = _correlation(part, window, scipy.fft.next_fast_len(window.size, real=True))[:hi - lo + 1]
+        padded = np.concatenate([[-np.inf], corr, [-np.inf]])
+        peaks = np.flatnonzero((corr >= padded[:-2]) & (corr >= padded[2:]) & (corr >= share * corr.max()))
+        if corr.max() > 0 and peaks.size <= max_candidates:
+            starts = [int(k) + lo for k in peaks] + [0]
+    if not starts:
+        # a length that leaves the lags lo .. hi free of wrap-around (about half the full correlation's)
+        lags = np.arange(lo, hi + 1)
+        size = scipy.fft.next_fast_len(max(reference.size, signal.size) + max_lag, real=True)
+        return int(lags[np.argmax(_correlation(reference, signal, size)[lags])])
+    values: dict[int, float] = {}
+
+    def value(lag: int) -> float:
+        if lag not in values:
+            values[lag] = _lag_product(reference, signal, lag)
+        return values[lag]
+
+    best = 0
+    for lag in starts:
+        while True:  # climb the full correlation to the local maximum
+            step = max((k for k in (lag - 1, lag + 1) if lo <= k <= hi), key=value, default=lag)
+            if value(step) <= value(lag):
+                break
+            lag = step
+        if value(lag) > value(best):
+            best = lag
+    return best
+
+
+def align(reference: np.ndarray, signal: np.ndarray, max_lag: int, segment: int | None = None) -> np.ndarray:
     """Shift `signal` (samples[, channels]) by the lag in [-max_lag, max_lag] that maximises its
-    cross-correlation with `reference` (channel sums), then cut or zero-pad it to the
-    reference's length."""
-    ref, sig = _channel_sum(reference), _channel_sum(signal)
-    # single precision (twice as fast; the peak of a codec's output is far above rounding);
-    # circular cross-correlation on a length that leaves the lags |k| <= max_lag free of wrap-around
-    # (about half the FFT length of the full correlation): corr[k mod size] = sum_n sig[n + k] ref[n]
-    size = scipy.fft.next_fast_len(max(ref.size, sig.size) + max_lag, real=True)
-    corr = scipy.fft.irfft(scipy.fft.rfft(sig, size) * np.conj(scipy.fft.rfft(ref, size)), size)
-    lags = np.arange(-min(max_lag, ref.size - 1), min(max_lag, sig.size - 1) + 1)
-    lag = int(lags[np.argmax(corr[lags])])  # signal is late by `lag` samples
+    cross-correlation with `reference` (channel sums; `segment`: see `best_lag`), then cut or
+    zero-pad it to the reference's length."""
+    lag = best_lag(_channel_sum(reference), _channel_sum(signal), max_lag, segment)  # signal late by `lag`
     shifted = signal[lag:] if lag >= 0 else np.concatenate(
         [np.zeros((-lag,) + signal.shape[1:], signal.dtype), signal])
     out = np.zeros_like(reference, dtype=np.float32)

@@ -45,6 +45,42 @@ def test_align_recovers_a_known_shift_of_stereo_and_mono():
         np.testing.assert_allclose(align(x[:, 0], late[:, 0], 1000)[inner], x[inner, 0], atol=1e-6)
 
 
+def test_segment_lag_search_equals_the_full_correlation_on_codec_outputs(monkeypatch):
+    """predict's alignment (`segment`: the central 65536 samples' correlation, then the full
+    correlation climbed exactly from its peaks) finds the full correlation's lag, computed here
+    independently (scipy.signal.correlate in float64), on real codec outputs with known delays
+    (dual mono among them); a sustained tone (peaks at every period) and a central pause are
+    left to the full correlation."""
+    from scipy.signal import correlate
+
+    from speechlib.signal import codecs
+
+    exact_terms = []  # lags the segment search evaluated exactly (none: the full correlation was used)
+    product = codecs._lag_product
+    monkeypatch.setattr(codecs, "_lag_product", lambda r, s, lag: exact_terms.append(lag) or product(r, s, lag))
+    t = np.arange(5 * SR) / SR
+    noise = _band_noise(5.0, seed=3) * (1.2 + np.sin(2 * np.pi * 3 * t))[:, None]  # a varying level
+    tone = (noise + 0.3 * np.sin(2 * np.pi * 220 * t)[:, None]).astype(np.float32)
+    paused = noise.astype(np.float32)
+    paused[len(t) // 2 - 40000:len(t) // 2 + 40000] *= 1e-3
+    cases = [(noise, "aac", 24, False, True), (noise, "opus", 12, True, True), (noise, "mp3", 32, False, True),
+             (noise, "vorbis", 48, False, True), (tone, "aac", 32, False, False), (paused, "opus", 24, False, False)]
+    for signal, codec, kbps, mono, segment_used in cases:
+        ref = signal.sum(axis=1)
+        coded = encode_decode(signal, SR, codec, kbps, mono=mono).sum(axis=1)
+        for delay in (0, -1500, 4096):
+            late = np.concatenate([np.zeros(delay, np.float32), coded])[:len(coded) + 200] if delay >= 0 \
+                else coded[-delay:]
+            full = correlate(late.astype(np.float64), ref.astype(np.float64), mode="full", method="fft")
+            lags = np.arange(-4096, 4097)
+            expected = int(lags[np.argmax(full[lags + len(ref) - 1])])
+            assert expected == delay, (codec, delay)
+            exact_terms.clear()
+            assert codecs.best_lag(ref, late, 4096, segment=1 << 16) == expected, (codec, delay)
+            assert bool(exact_terms) == segment_used, (codec, delay)
+            assert codecs.best_lag(ref, late, 4096) == expected, (codec, delay)
+
+
 def test_codec_dual_mono_and_other_rate():
     x = _band_noise(1.0)
     y = encode_decode(x, SR, "aac", 48, mono=True)
