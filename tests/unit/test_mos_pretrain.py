@@ -528,11 +528,18 @@ def test_embedding_cache_is_keyed_by_encoder_and_files(tmp_path):
     soundfile.write(items[0][1], tone(3000, 0.5), SR)
     third = cached_embeddings(runs[2], folder, items, hp, "vcc_test", encoder_identity(tmp_path / "enc2"))
     assert not np.allclose(third[0], second[0]) and np.allclose(third[1:], second[1:], atol=1e-6)
-    # the diagnosis's mean + standard-deviation pooling, against the frames by hand (numpy's std, ddof=1)
-    stats = embed_files(runs[2], items, SR, None, pooling="mean_std")
+    # the diagnosis's layer statistics: the output's mean is what the heads see (folded inference
+    # path); mean + standard deviation of a block's frames against the block run by hand
+    from speechlib.tasks.mos_pretrain.diagnose import layer_statistics
+
+    stats = layer_statistics(runs[2], items, SR)
+    assert set(stats) == {"sinc", *(f"block{i}" for i in range(1, 8)), "output"}
+    assert np.allclose(stats["output"]["mean"], third, atol=1e-5)
     with torch.no_grad():
-        frames = runs[2](torch.from_numpy(soundfile.read(items[1][1], dtype="float32")[0])[None])[0].numpy()
-    assert np.allclose(stats[1], np.concatenate([frames.mean(0), frames.std(0, ddof=1)]), atol=1e-5)
+        x = runs[2].sinc(torch.from_numpy(soundfile.read(items[1][1], dtype="float32")[0])[None, :, None])
+        frames = runs[2].blocks[:2](runs[2].sinc_act(runs[2].sinc_norm(x.transpose(1, 2))))[0].T.numpy()
+    assert np.allclose(stats["block2"]["mean_std"][1], np.concatenate([frames.mean(0), frames.std(0, ddof=1)]),
+                       atol=1e-5)
 
 
 def test_pase_inference_path_equals_the_layer_by_layer_forward_and_follows_new_weights():

@@ -42,10 +42,11 @@ from speechlib.io.atomic import atomic_write_text
 from speechlib.io.audio import load_audio
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.metrics.correlation import lcc
+from speechlib.nn.pase import PASEEncoder
 from speechlib.signal.features import log_mel
 from speechlib.tasks.mos_pretrain.downstream import SPLITS, set_items
 from speechlib.tasks.mos_pretrain.mini_mos import CODEC_BITRATES, distillmos_scores
-from speechlib.tasks.mos_pretrain.systems import embed_files, load_encoder
+from speechlib.tasks.mos_pretrain.systems import load_encoder
 from speechlib.tasks.stage import Option, start_stage
 
 log = logging.getLogger("mos_pretrain")
@@ -119,10 +120,40 @@ def encoder_ceilings(exp: Path, sets: dict, systems: list[str]) -> dict[str, dic
     return out
 
 
+def layer_statistics(encoder: torch.nn.Module, items: list[tuple[str, str]], sample_rate: int
+                     ) -> dict[str, dict[str, np.ndarray]]:
+    """Per file, each layer's frames pooled by their mean and by mean + standard deviation:
+    {layer: {"mean": (files, C), "mean_std": (files, 2C)}}. PASE: the sinc layer, every conv block
+    and the output; other encoders: the output only. Whole files, one at a time, layer by layer
+    (the folded inference path skips the modules the hooks sit on)."""
+    layers = {"output": None}
+    if isinstance(encoder, PASEEncoder):
+        layers = {"sinc": encoder.sinc_act, **{f"block{i + 1}": b for i, b in enumerate(encoder.blocks)},
+                  "output": None}
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out[0].T))
+             for name, module in layers.items() if module is not None]  # (channels, frames) -> (frames, C)
+    rows: dict[str, dict[str, list[np.ndarray]]] = {name: {"mean": [], "mean_std": []} for name in layers}
+    try:
+        with torch.enable_grad():  # grad mode on: the layer-by-layer forward, whose modules the hooks see
+            for utt, wav in items:
+                signal = torch.from_numpy(load_audio(wav, sample_rate, utt=utt, on_rate_mismatch="resample")[0])
+                seen["output"] = encoder(signal[None])[0].detach()
+                for name in layers:
+                    frames = seen[name].detach()
+                    rows[name]["mean"].append(frames.mean(0).numpy())
+                    rows[name]["mean_std"].append(torch.cat([frames.mean(0), frames.std(0)]).numpy())
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: {k: np.stack(v) for k, v in by.items()} for name, by in rows.items()}
+
+
 def pooling_ceilings(exp: Path, sets: dict, systems: list[str], sample_rate: int) -> dict[str, dict[str, float]]:
-    """Ridge on each encoder's frames pooled by their mean (what the heads see) and by mean and
-    standard deviation (first pre-training seed, whole files): does the frame-to-frame spread, which
-    the mean discards, carry the quality information (as it does for log-mel: "logmel_loud_quiet")?"""
+    """Ridge on each encoder's frames (first pre-training seed, whole files) pooled by their mean
+    (what the heads see at the output) and by mean + standard deviation, layer by layer for PASE:
+    is the quality information in the frame-to-frame spread the mean discards (as for log-mel,
+    "logmel_loud_quiet"), and is it lost between the sinc layer and the output?"""
     out: dict[str, dict[str, float]] = {}
     for system in systems:
         folder = exp / "encoders" / system / "seed1"
@@ -131,13 +162,12 @@ def pooling_ceilings(exp: Path, sets: dict, systems: list[str], sample_rate: int
         encoder = load_encoder(folder)[0].eval()
         for name, by_split in sets.items():
             fit_y = np.concatenate([by_split["train"][1], by_split["valid"][1]])
-            row = {}
-            for pooling in ("mean", "mean_std"):
-                x = {split: embed_files(encoder, by_split[split][0], sample_rate, None, pooling=pooling)
-                     for split in SPLITS}
-                row[pooling] = ridge_lcc(np.concatenate([x["train"], x["valid"]]), fit_y, x["test"],
-                                         by_split["test"][1])
-            out[f"{name}: {system}"] = row
+            stats = {split: layer_statistics(encoder, by_split[split][0], sample_rate) for split in SPLITS}
+            for layer in stats["train"]:
+                out[f"{name}: {system} {layer}"] = {pooling: ridge_lcc(
+                    np.concatenate([stats["train"][layer][pooling], stats["valid"][layer][pooling]]), fit_y,
+                    stats["test"][layer][pooling], by_split["test"][1]) for pooling in ("mean", "mean_std")}
+            log.info("diagnose: %s", {k: v for k, v in out.items() if k.startswith(f"{name}: {system} ")})
     return out
 
 

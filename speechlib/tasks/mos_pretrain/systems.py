@@ -145,11 +145,9 @@ def encoder_identity(folder: str | Path) -> str:
 
 @torch.inference_mode()
 def embed_files(encoder, items: list[tuple[str, str]], sample_rate: int, max_seconds: float | None,
-                desc: str = "embed", batch_size: int = 16, pooling: str = "mean") -> np.ndarray:
+                desc: str = "embed", batch_size: int = 16) -> np.ndarray:
     """(files, dim) pooled embeddings; audio cut to max_seconds when set. Files of equal length are
-    embedded together in batches (no padding, so batching changes nothing but speed). `pooling`:
-    "mean" over frames, or "mean_std" (files, 2 dim): the mean and the standard deviation, for the
-    diagnosis of what the frame-to-frame spread of an encoder carries."""
+    embedded together in batches (no padding, so batching changes nothing but speed)."""
     signals = []
     for utt, wav in items:
         signal = load_audio(wav, sample_rate, utt=utt, on_rate_mismatch="resample")[0]
@@ -158,9 +156,7 @@ def embed_files(encoder, items: list[tuple[str, str]], sample_rate: int, max_sec
     with tqdm(total=len(signals), desc=desc, leave=False, disable=None) as bar:
         for chunk in equal_length_batches([signal.size for signal in signals], batch_size):
             batch = torch.from_numpy(np.stack([signals[i] for i in chunk]).astype(np.float32))
-            frames = encoder(batch)
-            pooled = mean_pool(frames) if pooling == "mean" else torch.cat([frames.mean(1), frames.std(1)], dim=1)
-            for i, row in zip(chunk, pooled.numpy()):
+            for i, row in zip(chunk, mean_pool(encoder(batch)).numpy()):
                 rows[i] = row
             bar.update(len(chunk))
     return np.stack(rows).astype(np.float32)
