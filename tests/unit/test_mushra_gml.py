@@ -312,6 +312,32 @@ def test_inse_net_shapes_and_any_length():
     assert StereoInSENet(outputs=1)(torch.randn(2, 4, 2, 32, 20)).shape == (2, 1)
 
 
+def test_predict_listener_network_equals_the_plain_network(tmp_path):
+    """predict runs the network with channels-last weights (2x faster on a CPU thread): the same
+    outputs as the network as trained, with non-trivial batch-norm statistics."""
+    import torch
+
+    from speechlib.nn.inse import StereoInSENet
+    from speechlib.tasks.mushra_gml.predict import Listener, resolve_model
+    from speechlib.tasks.mushra_gml.train import save_listener
+
+    torch.manual_seed(0)
+    hp = {"sample_rate": SR, "corpus": "test", "score_centre": 50.0, "score_scale": 25.0,
+          "gammatone": {"num_bands": 32}, "model": {"stem": 8, "branches": [8, 16], "hidden": 32,
+                                                    "stem_stride": [2, 4]}}
+    model = StereoInSENet(outputs=2, **hp["model"])
+    for norm in model.modules():
+        if isinstance(norm, torch.nn.BatchNorm2d):
+            norm.running_mean.uniform_(-1, 1)
+            norm.running_var.uniform_(0.5, 2)
+    save_listener(tmp_path / "model", model, hp, "gml", SR, seed=0)
+    listener = Listener(resolve_model(str(tmp_path)))
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in listener.model.parameters() if p.dim() == 4)
+    features = torch.randn(2, 4, 2, 32, 70)
+    with torch.inference_mode():
+        torch.testing.assert_close(listener.model(features), model.eval()(features), rtol=1e-5, atol=1e-5)
+
+
 # -- listening-test readers and BS.1534-3 post-screening -----------------------------------------
 
 ODAQ_XML = """<?xml version="1.0" encoding="UTF-8"?>

@@ -58,7 +58,9 @@ class Listener:
         self.centre, self.scale = extra["score_centre"], extra["score_scale"]
         self.num_samples = int(extra["num_samples"])
         self.gammatone = GammatoneSpectrogram(self.sample_rate, **extra["gammatone"]).to(device)
-        self.model = md.build("model", StereoInSENet).to(device)
+        # channels-last weights make the convolutions and max pooling run channels-last (vectorised
+        # over channels): the mini network 2x faster on one CPU thread, outputs equal to float rounding
+        self.model = md.build("model", StereoInSENet).to(device, memory_format=torch.channels_last)
         self.device = device
 
     def load_pair(self, ref_path: str, deg_path: str, max_offset: float) -> tuple[np.ndarray, np.ndarray]:
