@@ -9,7 +9,7 @@ set -euo pipefail
 
 stage=0          # first stage to run
 stop_stage=10000 # last stage to run
-nj=2             # training seeds run side by side on CPU
+nj=2             # CPU: trainings of stages 2-3 run at once; torch threads of stages 4-6
 ngpu=0           # GPUs for training (0: CPU; >1: DDP through torchrun or srun)
 config=conf/mini_audio2image.yaml
 tag=""           # exp/<tag>; default: the config's name
@@ -19,7 +19,7 @@ help_message="Usage: $0 [options]
   --stage N        first stage (0: data, 1: image tower, 2: WavBriVL, 3: Wav2CLIP,
                    4: retrieval/classification, 5: VQGAN + generation, 6: 2AFC)  [${stage}]
   --stop-stage N   last stage                                     [${stop_stage}]
-  --nj N           trainings run at once on CPU                   [${nj}]
+  --nj N           CPU: trainings at once (2-3), threads (4-6)    [${nj}]
   --ngpu N         GPUs for training                              [${ngpu}]
   --config FILE    hyperpyyaml config                             [${config}]
   --tag NAME       experiment name (exp/NAME)                     [config name]
@@ -27,6 +27,9 @@ help_message="Usage: $0 [options]
   --seeds LIST     training seeds of the audio towers             [${seeds}]"
 
 . utils/recipe_init.sh  # options, path/cmd/db, expdir, opts, log, stage_begin, launch, train_job
+
+# a stage that runs alone on the CPU (4, 5, 6) uses the nj cores as torch threads
+threads_opt=$([ "${ngpu}" -gt 0 ] && echo "" || echo "--num_threads ${nj}")
 
 if stage_begin 0 "data: sound/picture pairs split by stamp (or VGG-Sound)"; then
     launch ${train_cmd} "${expdir}/log/prepare.log" python -m speechlib.tasks.audio2image.prepare \
@@ -37,33 +40,45 @@ if stage_begin 1 "the frozen image tower (image-text pre-training, or BriVL's ch
     train_job "${expdir}/log/pretrain.log" python -m speechlib.tasks.audio2image.pretrain "${opts[@]}"
 fi
 
+# Stages 2 (wavbrivl) and 3 (wav2clip) train 2 x |seeds| audio towers, one process each, through
+# one pool of nj slots (CPU): a slot freed by one training starts the next, so stage 2's odd last
+# seed runs beside stage 3's first instead of leaving a core idle. They are timed as one stage;
+# each training logs its own time as it ends.
+slots=$([ "${ngpu}" -gt 0 ] && echo 1 || echo "${nj}")
+train_audio() {  # train_audio SYSTEM SEED: in the background once a slot is free
+    while [ "$(jobs -rp | wc -l)" -ge "${slots}" ]; do wait -n; done
+    (
+        started=${SECONDS}
+        train_job "${expdir}/log/train_$1_seed$2.log" python -m speechlib.tasks.audio2image.train \
+            "${config}" --output_folder "${expdir}" --seed "$2" --system "$1"
+        log "trained $1 seed $2 [elapsed=$((SECONDS - started))s]"
+    ) &
+}
+audio_stages=()
 for n in 2 3; do
-    system=$([ "${n}" -eq 2 ] && echo wavbrivl || echo wav2clip)
-    if stage_begin "${n}" "${system}, seeds ${seeds}"; then
-        pids=()
-        for s in ${seeds}; do
-            train_job "${expdir}/log/train_${system}_seed${s}.log" python -m speechlib.tasks.audio2image.train \
-                "${config}" --output_folder "${expdir}" --seed "${s}" --system "${system}" &
-            pids+=($!)
-            if [ "${ngpu}" -gt 0 ] || [ "${#pids[@]}" -ge "${nj}" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
-        done
-        for pid in "${pids[@]}"; do wait "${pid}"; done
-    fi
+    if [ "${stage}" -le "${n}" ] && [ "${stop_stage}" -ge "${n}" ]; then audio_stages+=("${n}"); fi
 done
+if [ "${#audio_stages[@]}" -gt 0 ] && stage_begin "${audio_stages[0]}" \
+        "audio towers of stage(s) ${audio_stages[*]} (2: wavbrivl, 3: wav2clip), seeds ${seeds}, ${slots} at a time"; then
+    for n in "${audio_stages[@]}"; do
+        for s in ${seeds}; do train_audio "$([ "${n}" -eq 2 ] && echo wavbrivl || echo wav2clip)" "${s}"; done
+    done
+    while [ -n "$(jobs -rp)" ]; do wait -n; done
+fi
 
 if stage_begin 4 "retrieval and zero-shot classification, seeds ${seeds}"; then
     launch ${decode_cmd} "${expdir}/log/evaluate.log" python -m speechlib.tasks.audio2image.evaluate "${opts[@]}" \
-        --seeds "${seeds}"
+        --seeds "${seeds}" ${threads_opt}
 fi
 
 if stage_begin 5 "VQGAN, then a picture for every held-out sound"; then
-    train_job "${expdir}/log/vqgan.log" python -m speechlib.tasks.audio2image.vqgan "${opts[@]}"
+    train_job "${expdir}/log/vqgan.log" python -m speechlib.tasks.audio2image.vqgan "${opts[@]}" ${threads_opt}
     launch ${decode_cmd} "${expdir}/log/synthesize.log" python -m speechlib.tasks.audio2image.synthesize \
-        "${opts[@]}" "${train_device[@]}"
+        "${opts[@]}" "${train_device[@]}" ${threads_opt}
 fi
 
 if stage_begin 6 "2AFC: automatic judges, the human test page, RESULTS.md"; then
-    launch ${decode_cmd} "${expdir}/log/afc.log" python -m speechlib.tasks.audio2image.afc "${opts[@]}"
+    launch ${decode_cmd} "${expdir}/log/afc.log" python -m speechlib.tasks.audio2image.afc "${opts[@]}" ${threads_opt}
     python -m speechlib.results.collect .
     log "results: ${expdir}/RESULTS.md and RESULTS.md; human 2AFC page: ${expdir}/2afc/index.html"
 fi

@@ -353,6 +353,20 @@ def test_split_by_stamp_is_disjoint_and_stable():
     assert split_by_stamp(stamps[:50], (0.15, 0.2), 1) == {s: split[s] for s in stamps[:50]}
 
 
+def test_category_captions_name_the_class_and_add_one_category_caption_per_picture():
+    from speechlib.tasks.audio2image.common import category_captions
+
+    row = dict(wav="w", image="crow.png", label="animals/birds", kind="sfx", stamp="tp_crow")
+    pairs = {"tp_crow-sfx": dict(row, text="crow"), "tp_crow-desc_fr": dict(row, text="Un corbeau.", kind="desc"),
+             "tp_bus-sfx": dict(row, text="bus", label="vehicles", image="bus.png", stamp="tp_bus")}
+    out = category_captions(pairs)
+    assert {u: r["text"] for u, r in out.items()} == {
+        "tp_crow-sfx": "animals birds: crow", "tp_crow-desc_fr": "animals birds: Un corbeau.",
+        "tp_bus-sfx": "vehicles: bus", "tp_crow-category": "animals birds", "tp_bus-category": "vehicles"}
+    assert out["tp_crow-category"]["image"] == "crow.png" and out["tp_bus-category"]["stamp"] == "tp_bus"
+    assert pairs["tp_crow-sfx"]["text"] == "crow"   # the input rows are not changed
+
+
 def test_mini_pairs_split_by_stamp(mini_small, tmp_path):
     from speechlib.data.image_pairs import mini_pairs, split_by_stamp
 

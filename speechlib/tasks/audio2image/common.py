@@ -110,14 +110,39 @@ def crop_or_pad(signal: torch.Tensor, samples: int, generator: torch.Generator |
     return signal[start:start + samples]
 
 
+def category_words(label: str) -> str:
+    """A class label as caption words: 'animals/birds' -> 'animals birds'."""
+    return label.replace("/", " ")
+
+
+def category_captions(pairs: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Image-text pre-training captions that name what the picture shows, as BriVL's web captions
+    do: every text prefixed by its stamp's category words ("animals birds: Un canard."), plus one
+    caption of the category alone per picture (an item `<stamp>-category`). Without them the
+    texts (a stamp's own name, in 9 languages) share nothing between two pictures of one class,
+    so the towers can only learn each picture apart (README, "The frozen tower")."""
+    out = {utt: dict(row, text=f"{category_words(row['label'])}: {row['text']}") for utt, row in pairs.items()}
+    for row in {row["stamp"]: row for row in pairs.values()}.values():
+        out[f"{row['stamp']}-category"] = dict(row, text=category_words(row["label"]))
+    return out
+
+
+def pretraining_pairs(data_dir: str | Path, hp: dict) -> dict[str, dict[str, str]]:
+    """A split's image-text pairs, with category captions when the config asks (`caption_category`)."""
+    pairs = read_pairs(data_dir)
+    return category_captions(pairs) if hp["caption_category"] else pairs
+
+
 def pairs_dataset(data_dir: str | Path, hp: dict, train: bool, tokenizer: Tokenizer | None = None,
-                  audio: bool = True, unique_pictures: bool = False, extra_keys: tuple[str, ...] = ()):
+                  audio: bool = True, unique_pictures: bool = False, extra_keys: tuple[str, ...] = (),
+                  pairs: dict[str, dict[str, str]] | None = None):
     """DynamicItemDataset with `id`, `image` (augmented when training), and `sig` (audio) and/or
     `ids` (tokens of the text), plus the pairs' `extra_keys` (e.g. label). `unique_pictures`: one
-    item per picture (image-text pre-training uses every text of the picture at random instead)."""
+    item per picture, with every text of the picture drawn at random (else one item per pair).
+    `pairs`: the rows to use instead of the data dir's (e.g. with category captions)."""
     from speechlib.io.audio import load_audio
 
-    pairs = read_pairs(data_dir)
+    pairs = read_pairs(data_dir) if pairs is None else pairs
     if unique_pictures:
         texts: dict[str, list[str]] = {}
         for row in pairs.values():
@@ -130,11 +155,21 @@ def pairs_dataset(data_dir: str | Path, hp: dict, train: bool, tokenizer: Tokeni
             for utt, row in pairs.items()}
     dataset = sb.dataio.dataset.DynamicItemDataset(data)
     keys = ["id", "image"]
+    decoded: dict[str, torch.Tensor] = {}
+
+    def cached(key: str, decode) -> torch.Tensor:
+        """Decode once per process when the config says so (`cache_decoded`: a mini set fits in
+        memory, and decoding every picture and clip again each epoch cost ~15 % of stage 1)."""
+        if not hp["cache_decoded"]:
+            return decode()
+        if key not in decoded:
+            decoded[key] = decode()
+        return decoded[key]
 
     @sb.utils.data_pipeline.takes("image_path")
     @sb.utils.data_pipeline.provides("image")
     def read_picture(path: str) -> torch.Tensor:
-        picture = picture_tensor(path, size)
+        picture = cached(path, lambda: picture_tensor(path, size))
         if generator is not None:
             picture = augment(picture, generator, hp["grayscale_p"], hp["colour_jitter"])
         return picture
@@ -152,9 +187,11 @@ def pairs_dataset(data_dir: str | Path, hp: dict, train: bool, tokenizer: Tokeni
         @sb.utils.data_pipeline.takes("id", "wav")
         @sb.utils.data_pipeline.provides("sig")
         def read_signal(utt: str, wav: str) -> torch.Tensor:
-            signal, _ = load_audio(wav, hp["sample_rate"], utt=utt)
-            signal = signal if signal.ndim == 1 else signal.mean(axis=1)
-            return crop_or_pad(torch.from_numpy(np.ascontiguousarray(signal)), samples, generator)
+            def decode() -> torch.Tensor:
+                signal, _ = load_audio(wav, hp["sample_rate"], utt=utt)
+                return torch.from_numpy(np.ascontiguousarray(signal if signal.ndim == 1 else signal.mean(axis=1)))
+
+            return crop_or_pad(cached(f"{utt}\t{wav}", decode), samples, generator)
 
         dataset.add_dynamic_item(read_signal)
         keys.append("sig")

@@ -27,8 +27,8 @@ import torch
 from speechlib.io.atomic import atomic_write_text
 from speechlib.io.errors import exit_on_input_error
 from speechlib.tasks.audio2image.common import (SYSTEMS, ModelDir, Tokenizer, audio_dir, bootstrap_ci, embed_pictures,
-                                                embed_sounds, load, load_module, read_pairs, read_signals, t_ci,
-                                                tower_dir)
+                                                embed_sounds, load, load_module, pretraining_pairs, read_pairs,
+                                                read_signals, t_ci, tower_dir)
 from speechlib.tasks.stage import Option, start_stage
 
 KS = (1, 5, 10)
@@ -237,8 +237,8 @@ def main() -> None:
     result["train_chance"] = [min(1.0, k / len(train_set[1])) for k in KS] + [(len(train_set[1]) + 1) / 2]
     image_text = load(tower_dir(stage.exp_dir), "image_text")
     if image_text.has("text_tower"):   # absent when BriVL's image tower was loaded
-        result["tower_check"] = {name: tower_check(image_text, read_pairs(f"{data}/{name}"), hp["image_size"])
-                                 for name in ("train", "test")}
+        result["tower_check"] = {name: tower_check(image_text, pretraining_pairs(f"{data}/{name}", hp),
+                                                   hp["image_size"]) for name in ("train", "test")}
     result["chance_accuracy"] = 1 / len(classes)
     atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
     stage.mark_done()

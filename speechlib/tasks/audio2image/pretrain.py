@@ -20,8 +20,9 @@ from speechbrain.utils.distributed import run_on_main
 
 from speechlib.io.errors import exit_on_input_error
 from speechlib.nn.brivl import BriVL, load_brivl_image_tower
-from speechlib.tasks.audio2image.common import (MANIFEST, Tokenizer, build, export, pairs_dataset, read_pairs,
-                                                tower_dir, train_contrastive, train_tokenizer)
+from speechlib.tasks.audio2image.common import (MANIFEST, Tokenizer, build, export, pairs_dataset,
+                                                pretraining_pairs, tower_dir, train_contrastive,
+                                                train_tokenizer)
 from speechlib.tasks.stage import start_stage
 
 log = logging.getLogger("audio2image.pretrain")
@@ -53,12 +54,17 @@ def main() -> None:
         stage.mark_done()
         return
     data = hp["data_folder"]
-    texts = sorted({row["text"] for row in read_pairs(f"{data}/train").values()})
+    train_pairs, valid_pairs = (pretraining_pairs(f"{data}/{split}", hp) for split in ("train", "valid"))
+    texts = sorted({row["text"] for row in train_pairs.values()})
     spm_dir = stage.exp_dir / "tokenizer"
     tokenizer = shared_tokenizer(texts, spm_dir, hp["vocab_size"], hp["max_text_len"])
     log.info("sentencepiece unigram model on %d texts, %d pieces", len(texts), tokenizer.sp.get_piece_size())
-    train = pairs_dataset(f"{data}/train", hp, train=True, tokenizer=tokenizer, audio=False, unique_pictures=True)
-    valid = pairs_dataset(f"{data}/valid", hp, train=False, tokenizer=tokenizer, audio=False, unique_pictures=True)
+    # one item per (picture, caption) pair, as BriVL's data: with one item per picture an epoch of
+    # ~60 pictures is 3 updates, and 80 epochs left the towers near their initialisation, which
+    # embeds every picture alike (README, "The frozen tower")
+    train = pairs_dataset(f"{data}/train", hp, train=True, tokenizer=tokenizer, audio=False, pairs=train_pairs)
+    valid = pairs_dataset(f"{data}/valid", hp, train=False, tokenizer=tokenizer, audio=False, unique_pictures=True,
+                          pairs=valid_pairs)
     model = BriVL(build("image_tower", hp["image_tower"]), build("text_tower", hp["text_tower"]), hp["embed_dim"],
                   hp["queue_size_brivl"], hp["momentum"], hp["temperature"])
     train_contrastive(stage, "brivl", model, train, valid, hp["epochs_brivl"], hp["lr_brivl"])
