@@ -9,7 +9,7 @@ set -euo pipefail
 
 stage=0          # first stage to run
 stop_stage=10000 # last stage to run
-nj=2             # CPU: trainings of stages 2-3 run at once; torch threads of stages 4-6
+nj=2             # trainings of stages 2-3 run at once on CPU
 ngpu=0           # GPUs for training (0: CPU; >1: DDP through torchrun or srun)
 config=conf/mini_audio2image.yaml
 tag=""           # exp/<tag>; default: the config's name
@@ -19,7 +19,7 @@ help_message="Usage: $0 [options]
   --stage N        first stage (0: data, 1: image tower, 2: WavBriVL, 3: Wav2CLIP,
                    4: retrieval/classification, 5: VQGAN + generation, 6: 2AFC)  [${stage}]
   --stop-stage N   last stage                                     [${stop_stage}]
-  --nj N           CPU: trainings at once (2-3), threads (4-6)    [${nj}]
+  --nj N           trainings of stages 2-3 run at once on CPU     [${nj}]
   --ngpu N         GPUs for training                              [${ngpu}]
   --config FILE    hyperpyyaml config                             [${config}]
   --tag NAME       experiment name (exp/NAME)                     [config name]
@@ -27,9 +27,6 @@ help_message="Usage: $0 [options]
   --seeds LIST     training seeds of the audio towers             [${seeds}]"
 
 . utils/recipe_init.sh  # options, path/cmd/db, expdir, opts, log, stage_begin, launch, train_job
-
-# a stage that runs alone on the CPU (4, 5, 6) uses the nj cores as torch threads
-threads_opt=$([ "${ngpu}" -gt 0 ] && echo "" || echo "--num_threads ${nj}")
 
 if stage_begin 0 "data: sound/picture pairs split by stamp (or VGG-Sound)"; then
     launch ${train_cmd} "${expdir}/log/prepare.log" python -m speechlib.tasks.audio2image.prepare \
@@ -68,17 +65,17 @@ fi
 
 if stage_begin 4 "retrieval and zero-shot classification, seeds ${seeds}"; then
     launch ${decode_cmd} "${expdir}/log/evaluate.log" python -m speechlib.tasks.audio2image.evaluate "${opts[@]}" \
-        --seeds "${seeds}" ${threads_opt}
+        --seeds "${seeds}"
 fi
 
 if stage_begin 5 "VQGAN, then a picture for every held-out sound"; then
-    train_job "${expdir}/log/vqgan.log" python -m speechlib.tasks.audio2image.vqgan "${opts[@]}" ${threads_opt}
+    train_job "${expdir}/log/vqgan.log" python -m speechlib.tasks.audio2image.vqgan "${opts[@]}"
     launch ${decode_cmd} "${expdir}/log/synthesize.log" python -m speechlib.tasks.audio2image.synthesize \
-        "${opts[@]}" "${train_device[@]}" ${threads_opt}
+        "${opts[@]}" "${train_device[@]}"
 fi
 
 if stage_begin 6 "2AFC: automatic judges, the human test page, RESULTS.md"; then
-    launch ${decode_cmd} "${expdir}/log/afc.log" python -m speechlib.tasks.audio2image.afc "${opts[@]}" ${threads_opt}
+    launch ${decode_cmd} "${expdir}/log/afc.log" python -m speechlib.tasks.audio2image.afc "${opts[@]}"
     python -m speechlib.results.collect .
     log "results: ${expdir}/RESULTS.md and RESULTS.md; human 2AFC page: ${expdir}/2afc/index.html"
 fi

@@ -7,7 +7,9 @@ Measured (issue 15), each beside a peer in the same run:
   generation  seconds per picture of the VQGAN latent optimisation (mini config: 32x32, 8
               cutouts per step), batched over pictures and cutouts (one grid_sample and one tower
               call per step); peer: the same steps with a Python loop over cutouts, one tower call
-              each (what "batched over cutouts" saves).
+              each (what "batched over cutouts" saves);
+  threads     the batched generation again with 2 torch threads (run.sh --nj 2 gives stages 4-6
+              nj threads on CPU); peer: the 1-thread time above.
 The machine's load average is recorded: the project's machine is shared by 8 people.
 
     python tests/benchmarks/bench_audio2image.py [--steps 10] [--pictures 8]
@@ -92,7 +94,13 @@ def bench_generation(hp: dict, steps: int, pictures: int) -> dict:
         loss.backward()
         optimiser.step()
     looped = (time.perf_counter() - start) / pictures
-    return {"seconds_per_picture": batched, "seconds_per_picture_loop_over_cutouts": looped,
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    generate_images(vq, tower, targets, *args)
+    two_threads = (time.perf_counter() - start) / pictures
+    torch.set_num_threads(1)
+    return {"seconds_per_picture": batched, "seconds_per_picture_2_threads": two_threads,
+            "speedup_from_2_threads": batched / two_threads, "seconds_per_picture_loop_over_cutouts": looped,
             "speedup_from_batching": looped / batched, "steps": steps, "cutouts": hp["gen_cutouts"],
             "pictures": pictures, "picture_size": hp["image_size"],
             "seconds_per_picture_at_config_steps": batched * hp["gen_steps"] / steps,
