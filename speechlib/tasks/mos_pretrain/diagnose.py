@@ -42,6 +42,7 @@ from speechlib.io.atomic import atomic_write_text
 from speechlib.io.audio import load_audio
 from speechlib.io.errors import InputError, exit_on_input_error
 from speechlib.metrics.correlation import lcc
+from speechlib.metrics.seed_stats import t_interval
 from speechlib.nn.pase import PASEEncoder
 from speechlib.signal.features import log_mel
 from speechlib.tasks.mos_pretrain.downstream import SPLITS, set_items
@@ -149,26 +150,39 @@ def layer_statistics(encoder: torch.nn.Module, items: list[tuple[str, str]], sam
     return {name: {k: np.stack(v) for k, v in by.items()} for name, by in rows.items()}
 
 
-def pooling_ceilings(exp: Path, sets: dict, systems: list[str], sample_rate: int) -> dict[str, dict[str, float]]:
-    """Ridge on each encoder's frames (first pre-training seed, whole files) pooled by their mean
-    (what the heads see at the output) and by mean + standard deviation, layer by layer for PASE:
-    is the quality information in the frame-to-frame spread the mean discards (as for log-mel,
-    "logmel_loud_quiet"), and is it lost between the sinc layer and the output?"""
-    out: dict[str, dict[str, float]] = {}
+def pooling_ceilings(exp: Path, sets: dict, systems: list[str], sample_rate: int) -> dict[str, dict]:
+    """Ridge on each encoder's frames (whole files) pooled by their mean (what the heads see at the
+    output) and by mean + standard deviation: is the quality information in the frame-to-frame
+    spread the mean discards (as for log-mel, "logmel_loud_quiet"), and is it lost between the sinc
+    layer and the output? Every layer for the first pre-training seed ("layers"); the output for
+    every seed, with Student-t intervals over seeds of both and of their paired difference ("seeds")."""
+    layers: dict[str, dict[str, float]] = {}
+    seeds: dict[str, dict[str, object]] = {}
     for system in systems:
-        folder = exp / "encoders" / system / "seed1"
-        if not (folder / "encoder.pt").is_file():
-            continue
-        encoder = load_encoder(folder)[0].eval()
+        folders = sorted((exp / "encoders" / system).glob("seed*/encoder.pt"), key=lambda f: int(f.parent.name[4:]))
         for name, by_split in sets.items():
             fit_y = np.concatenate([by_split["train"][1], by_split["valid"][1]])
-            stats = {split: layer_statistics(encoder, by_split[split][0], sample_rate) for split in SPLITS}
-            for layer in stats["train"]:
-                out[f"{name}: {system} {layer}"] = {pooling: ridge_lcc(
-                    np.concatenate([stats["train"][layer][pooling], stats["valid"][layer][pooling]]), fit_y,
-                    stats["test"][layer][pooling], by_split["test"][1]) for pooling in ("mean", "mean_std")}
-            log.info("diagnose: %s", {k: v for k, v in out.items() if k.startswith(f"{name}: {system} ")})
-    return out
+            per_seed: dict[str, list[float]] = {"mean": [], "mean_std": []}
+            for weights in folders:
+                encoder = load_encoder(weights.parent)[0].eval()
+                stats = {split: layer_statistics(encoder, by_split[split][0], sample_rate) for split in SPLITS}
+                for layer in stats["train"] if weights.parent.name == "seed1" else ["output"]:
+                    row = {pooling: ridge_lcc(
+                        np.concatenate([stats["train"][layer][pooling], stats["valid"][layer][pooling]]), fit_y,
+                        stats["test"][layer][pooling], by_split["test"][1]) for pooling in ("mean", "mean_std")}
+                    if weights.parent.name == "seed1":
+                        layers[f"{name}: {system} {layer}"] = row
+                    if layer == "output":
+                        for pooling in per_seed:
+                            per_seed[pooling].append(row[pooling])
+            if per_seed["mean"]:
+                difference = np.subtract(per_seed["mean_std"], per_seed["mean"])
+                seeds[f"{name}: {system}"] = {
+                    **per_seed, **{f"{k} (mean, std, low, high)": t_interval(v) for k, v in
+                                   (("mean", per_seed["mean"]), ("mean_std", per_seed["mean_std"]),
+                                    ("mean_std - mean", difference))}}
+                log.info("diagnose: pooling %s %s: %s", name, system, seeds[f"{name}: {system}"])
+    return {"layers": layers, "seeds": seeds}
 
 
 def nisqa_oracles(data: Path, nisqa: dict, ref_files: int, cache: Path, result: dict) -> dict[str, float]:
