@@ -486,6 +486,25 @@ def test_tokenizer_trained_on_rank_0_only(tmp_path):
     assert (tmp_path / "pieces.0").read_text() == (tmp_path / "pieces.1").read_text()
 
 
+def test_targets_table_decides_the_class_oracle_row_from_its_lower_bound():
+    from speechlib.tasks.audio2image.afc import targets_table
+
+    def metrics(oracle_low: float) -> dict:
+        ci = [[0.2, 0.1, 0.3]] * 4
+        return {"chance": [0.04, 0.192, 0.38, 13.5], "seeds": [1, 2, 3],
+                "class_oracle": {"metrics": [0.1, 0.35, 0.6, 8.0], "low": [0.0, oracle_low, 0.4, 5.0],
+                                 "high": [0.3, 0.55, 0.8, 11.0]},
+                "pooled": {"all": {"queries": 120, "wavbrivl": ci, "difference": ci}},
+                "difference": {"over_seeds": [[0.0, -0.1, 0.1]] * 4}}
+
+    automatic = {"judges": {"classifier on real pictures": {"systems": {"wavbrivl": {
+        "positive": {"share": 40.0, "low": 33.0, "high": 47.0}}}}}}
+    row = "class-oracle ceiling R@5 above chance, CI excluding chance (the frozen tower's share)"
+    assert targets_table(metrics(0.168), automatic).rows[row][1] == "not met"   # 16.8 < chance 19.2
+    assert targets_table(metrics(0.2), automatic).rows[row][1] == "met"
+    assert "R@5 35.0 [20.0, 55.0]" in targets_table(metrics(0.2), automatic).rows[row][0]
+
+
 def test_seeds_and_stamps_bootstrap_against_closed_forms():
     """The pooled CI's bootstrap: (1) one seed, singleton stamps: the spread of the resampled
     mean is the binomial sd sqrt(p (1 - p) / n); (2) one stamp, two seeds (all hits / no hit):
