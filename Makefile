@@ -4,6 +4,8 @@ PYTHON := tools/venv/bin/python
 RECIPES := toy se_uda mos_pretrain voice_privacy mushra_gml audio2image
 RECIPE ?= $(RECIPES)
 PYTEST_ARGS ?=
+# pytest-xdist workers (tests/conftest.py keeps the tests of one shared tiny run on one worker)
+TEST_JOBS ?= 2
 
 .PHONY: setup mini demo results test bench clean-exp
 
@@ -28,7 +30,7 @@ results: setup
 	@$(PYTHON) -m speechlib.results.summary
 
 test: setup
-	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: setup
 	@set -e; for bench in tests/benchmarks/bench_*.py; do \

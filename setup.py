@@ -38,7 +38,7 @@ REQUIRED = PINNED + [
     # audio2image: the text tower's unigram tokenizer.
     "sentencepiece==0.2.3",
 ]
-TESTS = ["pytest>=7", "pytest-timeout>=2.1", "selenium>=4.20"]
+TESTS = ["pytest>=7", "pytest-timeout>=2.1", "pytest-xdist>=3.6", "selenium>=4.20"]
 
 setup(
     name="speechlib",
