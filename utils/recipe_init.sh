@@ -15,6 +15,10 @@
 #                               runs a launcher call and meanwhile shows the stage's progress
 #                               lines (or jobs done/total for an array) on the terminal
 #     wait_all PID...           waits for every background job; fails if any failed
+#     in_slots N COMMAND...     runs COMMAND in the background once fewer than N of the commands
+#                               started by in_slots run (a pool of N slots: CPU trainings)
+#     wait_slots                waits for the pool's commands; fails if any of them failed, even
+#                               one that ended before anyone waited for it
 #     train_job LOG COMMAND...  a training: the launcher and processes chosen once from --ngpu
 #                               (0: CPU; 1: one GPU; N > 1: torchrun, or srun across Slurm nodes,
 #                               through speechlib.launch.distributed)
@@ -139,6 +143,26 @@ fi
 wait_all() {  # wait_all PID...: every job runs to its end; the status is the last failure's (0 if none)
     local pid code=0
     for pid in "$@"; do wait "${pid}" || code=$?; done
+    return "${code}"
+}
+__slot_pids=() __slot_code=0
+in_slots() {  # in_slots N COMMAND...
+    local slots=$1 finished pid kept
+    shift
+    while [ "${#__slot_pids[@]}" -ge "${slots}" ]; do
+        finished=""
+        wait -n -p finished "${__slot_pids[@]}" || __slot_code=$?
+        kept=()
+        for pid in "${__slot_pids[@]}"; do [ "${pid}" = "${finished}" ] || kept+=("${pid}"); done
+        __slot_pids=(${kept[@]+"${kept[@]}"})
+    done
+    "$@" &
+    __slot_pids+=($!)
+}
+wait_slots() {  # the status of the pool's last failure (0 if none); the pool is empty afterwards
+    local code=${__slot_code}
+    wait_all ${__slot_pids[@]+"${__slot_pids[@]}"} || code=$?
+    __slot_pids=() __slot_code=0
     return "${code}"
 }
 train_job() {  # train_job LOG python -m speechlib.tasks.<recipe>.<stage> ARGS...

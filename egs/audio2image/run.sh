@@ -38,19 +38,16 @@ if stage_begin 1 "the frozen image tower (image-text pre-training, or BriVL's ch
 fi
 
 # Stages 2 (wavbrivl) and 3 (wav2clip) train 2 x |seeds| audio towers, one process each, through
-# one pool of nj slots (CPU): a slot freed by one training starts the next, so stage 2's odd last
-# seed runs beside stage 3's first instead of leaving a core idle. They are timed as one stage;
-# each training logs its own time as it ends.
-slots=$([ "${ngpu}" -gt 0 ] && echo 1 || echo "${nj}")
-train_audio() {  # train_audio SYSTEM SEED: in the background once a slot is free
-    while [ "$(jobs -rp | wc -l)" -ge "${slots}" ]; do wait -n; done
-    (
-        started=${SECONDS}
-        train_job "${expdir}/log/train_$1_seed$2.log" python -m speechlib.tasks.audio2image.train \
-            "${config}" --output_folder "${expdir}" --seed "$2" --system "$1"
-        log "trained $1 seed $2 [elapsed=$((SECONDS - started))s]"
-    ) &
+# one pool of nj slots (CPU; one slot on GPUs): a slot freed by one training starts the next, so
+# stage 2's odd last seed runs beside stage 3's first instead of leaving a core idle. They are
+# timed as one stage; each training logs its own time as it ends.
+train_audio() {  # train_audio SYSTEM SEED
+    local started=${SECONDS}
+    train_job "${expdir}/log/train_$1_seed$2.log" python -m speechlib.tasks.audio2image.train \
+        "${config}" --output_folder "${expdir}" --seed "$2" --system "$1"
+    log "trained $1 seed $2 [elapsed=$((SECONDS - started))s]"
 }
+slots=$([ "${ngpu}" -gt 0 ] && echo 1 || echo "${nj}")
 audio_stages=()
 for n in 2 3; do
     if [ "${stage}" -le "${n}" ] && [ "${stop_stage}" -ge "${n}" ]; then audio_stages+=("${n}"); fi
@@ -58,9 +55,11 @@ done
 if [ "${#audio_stages[@]}" -gt 0 ] && stage_begin "${audio_stages[0]}" \
         "audio towers of stage(s) ${audio_stages[*]} (2: wavbrivl, 3: wav2clip), seeds ${seeds}, ${slots} at a time"; then
     for n in "${audio_stages[@]}"; do
-        for s in ${seeds}; do train_audio "$([ "${n}" -eq 2 ] && echo wavbrivl || echo wav2clip)" "${s}"; done
+        for s in ${seeds}; do
+            in_slots "${slots}" train_audio "$([ "${n}" -eq 2 ] && echo wavbrivl || echo wav2clip)" "${s}"
+        done
     done
-    while [ -n "$(jobs -rp)" ]; do wait -n; done
+    wait_slots
 fi
 
 if stage_begin 4 "retrieval and zero-shot classification, seeds ${seeds}"; then

@@ -130,3 +130,30 @@ if stage_begin 1 "array"; then''')
     assert out.returncode == 0, out.stderr
     assert "wait_all status 4" in out.stdout and "wait_all ok" in out.stdout
     assert (recipe / "late_job_finished").is_file()
+
+
+def test_in_slots_keeps_at_most_n_running_and_reports_a_failure_that_ended_early(tmp_path):
+    """The pool of utils/recipe_init.sh (audio2image's stages 2-3): never more than N commands at
+    once, every command runs, and a failure that ended before anyone waited is still reported."""
+    recipe = recipe_dir(tmp_path)
+    script = (recipe / "run.sh").read_text().replace('if stage_begin 1 "array"; then', '''job() {  # job NAME SECONDS STATUS: records start/end, to count how many ran at once
+    echo "start $1" >> events; sleep "$2"; echo "end $1" >> events; return "$3"
+}
+in_slots 2 job a 0 5
+sleep 0.3
+for name in b c d e; do in_slots 2 job "${name}" 0.4 0; done
+wait_slots || echo "pool status $?"
+in_slots 2 job f 0 0
+wait_slots && echo "second pool ok"
+if stage_begin 1 "array"; then''')
+    (recipe / "run.sh").write_text(script)
+    out = run(["./run.sh", "--stop-stage", "0"], cwd=recipe, env={"MAIN_ROOT": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert "pool status 5" in out.stdout and "second pool ok" in out.stdout
+    running, most = 0, 0
+    events = (recipe / "events").read_text().split()
+    for kind in events[::2]:
+        running += 1 if kind == "start" else -1
+        most = max(most, running)
+    assert most == 2
+    assert sorted(events[1::2]) == sorted("a a b b c c d d e e f f".split())
