@@ -62,7 +62,8 @@ def test_array_without_job_in_log_is_refused(tmp_path):
 
 
 def test_max_jobs_run_caps_concurrency(tmp_path):
-    script = ("import sys, time; print('start', time.time()); time.sleep(0.4); print('end', time.time())")
+    # each job sleeps 1 s: longer than a Python start on a loaded machine, so two jobs overlap
+    script = ("import sys, time; print('start', time.time()); time.sleep(1.0); print('end', time.time())")
     started = time.monotonic()
     out = run(RUN + ["--max-jobs-run", "2", "--mem", "4G", "--time", "1:00:00", "JOB=1:6",
                      str(tmp_path / "c.JOB.log"), PYTHON, "-c", script])
@@ -79,7 +80,7 @@ def test_max_jobs_run_caps_concurrency(tmp_path):
         running += delta
         peak = max(peak, running)
     assert peak == 2
-    assert elapsed >= 3 * 0.4
+    assert elapsed >= 3 * 1.0
 
 
 def test_gpu_option_needs_visible_gpus(tmp_path):
