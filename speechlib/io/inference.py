@@ -49,7 +49,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from speechlib.io.atomic import atomic_open
-from speechlib.io.audio import read_audio, resample, write_audio
+from speechlib.io.audio import read_audio, resample_channels, write_audio
 from speechlib.io.errors import InputError
 from speechlib.io.inputs import PlanError, Plan, plan
 from speechlib.io.kaldi import write_table
@@ -197,10 +197,9 @@ class Runner:
             check_usable(audio.data, audio.sample_rate)
         except InputError as err:
             return self._refuse(summary, item, str(err))
-        channels = ([audio.data.mean(axis=1)] if isinstance(self.model, ScoringModel)
-                    else [audio.data[:, c] for c in range(audio.channels)])
-        signals = [np.ascontiguousarray(resample(ch, audio.sample_rate, self.model.sample_rate), np.float32)
-                   for ch in channels]
+        channels = audio.data.mean(axis=1)[None] if isinstance(self.model, ScoringModel) else audio.data.T
+        signals = [np.ascontiguousarray(row, np.float32)
+                   for row in resample_channels(channels, audio.sample_rate, self.model.sample_rate)]
         need_samples = max(self.model.min_samples, int(MIN_SECONDS * self.model.sample_rate))
         if len(signals[0]) < need_samples:
             need = need_samples / self.model.sample_rate
@@ -274,15 +273,14 @@ class Runner:
         outputs = [self.assemble(job, channel) for channel in range(len(job.signals))]
         if self.model.after is not None:
             outputs = self.model.after(outputs, job.info)
-        channels = []
-        for signal in outputs:
-            back = resample(signal, self.model.sample_rate, job.native_rate)
-            channels.append(np.pad(back[: job.frames], (0, max(0, job.frames - len(back)))))
+        back = resample_channels(np.stack(outputs), self.model.sample_rate, job.native_rate)
         job.results.clear()
-        output = np.stack(channels, axis=1)
-        if not np.isfinite(output).all():
+        output = np.zeros((job.frames, len(outputs)), back.dtype)  # the input's length: cut or zero-padded
+        kept = min(job.frames, back.shape[1])
+        output[:kept] = back[:, :kept].T
+        peak = float(np.max(np.abs(output)))  # NaN or inf when any sample is
+        if not np.isfinite(peak):
             return self._fail(summary, job.item, "the model produced non-finite samples")
-        peak = float(np.max(np.abs(output)))
         if peak > 1.0:
             if self.on_clip == "refuse":
                 return self._fail(summary, job.item, f"output peak {peak:.2f} would clip (--on-clip refuse)")

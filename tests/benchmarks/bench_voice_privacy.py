@@ -3,7 +3,9 @@
 Targets (issues 7, 13): protect and restore at >= 50x real time each on one CPU thread (the mini
 config's SSED), measured through the user commands on a 60 s 48 kHz stereo file, so reading,
 resampling to 16 kHz and back (each channel), headroom, provenance and writing are included
-(model loading too); EER + minDCF (p_target 0.01, 0.05) + their bootstrap 95 % CIs (1,000
+(model loading too): warm calls in this process, the best of two. Recorded beside them: the same
+command as a fresh `python -m` process per file, whose interpreter start and imports are part of
+what a user waits for. EER + minDCF (p_target 0.01, 0.05) + their bootstrap 95 % CIs (1,000
 replicates, 1,000 speakers resampled) over 1,000,000 trials in < 2 s; batched embedding
 extraction (utterances/s, recorded, no target). Speed does not depend on the weights, so
 untrained models of the configured shapes are timed (a trained exp dir can be given with --model).
@@ -11,10 +13,11 @@ untrained models of the configured shapes are timed (a trained exp dir can be gi
 The machine these run on may be shared and loaded, so times are CPU seconds of this one-thread
 process (time.process_time; the commands also in wall-clock time), and each figure comes with a
 peer timed in the same run (best of the repeats): the commands against the SSED alone (the model's
-share; a stereo file runs it twice, so 0.5 is the floor; the SSED as the commands run it,
-polyphase decoders one 10 s window per call, against the plain modules on a whole batch), and the EER+minDCF+CI against one
-np.argsort of the same scores (the floor of any exact sort-based EER), the two taking turns.
-The ratios are what to compare across machines; the load average is recorded.
+share; a stereo file runs it twice, so 0.5 is the floor; the SSED as the commands run it, its
+inference copy one 10 s window per call, against the plain modules on a whole batch), and the
+EER+minDCF+CI against one np.argsort of the same scores (the floor of any exact sort-based EER),
+the two taking turns. The ratios are what to compare across machines; the load average is
+recorded.
 
     python tests/benchmarks/bench_voice_privacy.py [--model egs/voice_privacy/exp/mini_voice_privacy]
 """
@@ -25,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,12 +50,11 @@ from speechlib.tasks.voice_privacy.apply import main as command  # noqa: E402
 from speechlib.tasks.voice_privacy.model_io import save_models, ssed_kwargs  # noqa: E402
 
 
-def command_real_time_factors(hp: dict, model: str | None, seconds: float = 60.0, repeats: int = 2) -> dict[str, float]:
-    """Audio seconds per wall second of `protect` then `restore` on a 48 kHz stereo file (best
-    of `repeats`); untrained models of the config's shapes unless `model` (an exp dir) is given."""
+def command_inputs(hp: dict, model: str | None, work: Path, seconds: float = 60.0) -> tuple[str, dict[str, tuple[Path, Path]]]:
+    """(model, {verb: (input, output)}): a 48 kHz stereo file of `seconds` in `work` and, unless
+    `model` (an exp dir) is given, untrained models of the config's shapes there."""
     import soundfile
 
-    work = Path(tempfile.mkdtemp(prefix="bench_vp_"))
     if model is None:
         spec = hp["white_model"]
         encoder = build_encoder(spec["architecture"], hp["n_mels"], spec["channels"], spec["embedding_dim"]).eval()
@@ -62,15 +65,73 @@ def command_real_time_factors(hp: dict, model: str | None, seconds: float = 60.0
     t = np.arange(int(seconds * 48000)) / 48000
     speech_like = 0.2 * np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
     soundfile.write(work / "x.wav", np.stack([speech_like, 0.5 * np.roll(speech_like, 480)], axis=1), 48000)
-    steps = {"protect": (work / "x.wav", work / "p.wav"), "restore": (work / "p.wav", work / "r.wav")}
+    return model, {"protect": (work / "x.wav", work / "p.wav"), "restore": (work / "p.wav", work / "r.wav")}
+
+
+def command_args(model: str, source: Path, out: Path) -> list[str]:
+    return ["--model", model, "--in", str(source), "--out", str(out), "--quiet", "--threads", "1"]
+
+
+def command_real_time_factors(hp: dict, model: str | None, seconds: float = 60.0, repeats: int = 2) -> dict[str, float]:
+    """Audio seconds per second of `protect` then `restore` on a 48 kHz stereo file (best of
+    `repeats`): wall and CPU time of calls in this process, CPU time of a fresh process per call."""
+    work = Path(tempfile.mkdtemp(prefix="bench_vp_"))
+    model, steps = command_inputs(hp, model, work, seconds)
     factors = {}
     for verb, (source, out) in steps.items():
-        args = ["--model", model, "--in", str(source), "--out", str(out), "--quiet", "--threads", "1"]
-        runs = [_timed_both(lambda: command(verb, "", args)) for _ in range(repeats)]
+        runs = [_timed_both(lambda: command(verb, "", command_args(model, source, out))) for _ in range(repeats)]
         factors[f"{verb} wall"] = seconds / min(wall for wall, _ in runs)
         factors[f"{verb} cpu"] = seconds / min(cpu for _, cpu in runs)
+        fresh = [sys.executable, "-m", f"speechlib.tasks.voice_privacy.{verb}",
+                 *command_args(model, source, work / "fresh.wav")]
+        factors[f"{verb} cold"] = seconds / min(_child_cpu(fresh) for _ in range(repeats))
     shutil.rmtree(work)
     return factors
+
+
+# Where a command's CPU goes: (file, function) whose cumulative time is one part.
+PARTS = {"SSED (the model calls, every window of every channel)": [("voice_privacy/apply.py", "forward")],
+         "reading (decoding, checks)": [("speechlib/io/audio.py", "read_audio"), ("speechlib/io/inference.py", "check_usable")],
+         "resampling (every channel, to 16 kHz and back)": [("speechlib/io/audio.py", "resample_channels"),
+                                                            ("speechlib/io/audio.py", "resample")],
+         "writing (16-bit, atomic)": [("speechlib/io/audio.py", "write_audio")],
+         "model loading (incl. SSED.for_inference)": [("voice_privacy/apply.py", "load")],
+         "cross-fading the windows": [("speechlib/io/inference.py", "assemble")],
+         "headroom and provenance hooks": [("voice_privacy/apply.py", name) for name in ("before_protect", "before_restore", "after")]}
+
+
+def profile_parts(hp: dict, model: str | None, seconds: float = 60.0, repeats: int = 3) -> None:
+    """Print, per command, the CPU seconds of each part (cProfile on the CPU clock, the fastest of
+    `repeats` warm calls): the table behind the README's account of where the time goes."""
+    import cProfile
+    import pstats
+
+    work = Path(tempfile.mkdtemp(prefix="bench_vp_"))
+    model, steps = command_inputs(hp, model, work, seconds)
+    for verb, (source, out) in steps.items():
+        command(verb, "", command_args(model, source, out))  # first call: imports, kernel set-up
+        stats = []
+        for _ in range(repeats):
+            profiler = cProfile.Profile(time.process_time)
+            profiler.runcall(command, verb, "", command_args(model, source, out))
+            stats.append(pstats.Stats(profiler))
+        best = min(stats, key=lambda st: st.total_tt)
+        parts = {part: sum(v[3] for (path, _, name), v in best.stats.items()
+                           if any(path.endswith(f) and name == n for f, n in where)) for part, where in PARTS.items()}
+        parts["rest (argument parsing, planning, batching, peak check)"] = best.total_tt - sum(parts.values())
+        print(f"{verb}: {best.total_tt:.3f} CPU s under the profiler ({seconds / best.total_tt:.1f}x real time)")
+        for part, value in parts.items():
+            print(f"  {part.ljust(60)} {value:6.3f} s  {100 * value / best.total_tt:5.1f} %")
+    shutil.rmtree(work)
+
+
+def _child_cpu(command_line: list[str]) -> float:
+    """CPU seconds of a fresh process running `command_line` (interpreter start and imports included)."""
+    before = os.times()
+    subprocess.run(command_line, check=True, cwd=REPO, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    after = os.times()
+    return after.children_user + after.children_system - before.children_user - before.children_system
 
 
 def _timed(function) -> float:
@@ -97,7 +158,7 @@ def best_of_alternating(functions: dict[str, object], repeats: int = 3) -> dict[
 
 def ssed_alone(hp: dict, seconds: float = 20.0) -> dict[str, float]:
     """x real time (CPU time) per channel of the SSED alone at 16 kHz: as the commands run it (the
-    polyphase inference copy, one 10 s window per call: their floor, paid once per channel) and,
+    inference copy, SSED.for_inference(), one 10 s window per call: their floor, paid once per channel) and,
     as the peer, the trained modules on both channels in one call (the previous way), taking turns."""
     model = SSED(**ssed_kwargs(hp)).eval()
     fast = model.for_inference()
@@ -112,15 +173,23 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=None, help="a trained exp dir (default: untrained, mini config shapes)")
     parser.add_argument("--trials", type=int, default=1_000_000)
+    parser.add_argument("--profile", action="store_true",
+                        help="only print where protect's and restore's CPU goes (cProfile), write nothing")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_at_start = os.getloadavg()[0]
     from hyperpyyaml import load_hyperpyyaml
 
     hp = load_hyperpyyaml(CONFIG.read_text())
+    if args.profile:
+        return profile_parts(hp, args.model)
     rows: dict[str, float] = {}
     for name, factor in command_real_time_factors(hp, args.model).items():
         verb, clock = name.split()
+        if clock == "cold":
+            rows[f"{verb}, a fresh process per file (x real time, CPU time incl. Python start, imports, model "
+                 f"loading; 1 thread, 60 s 48 kHz stereo file)"] = factor
+            continue
         clock = "CPU time" if clock == "cpu" else "wall clock, loaded machine"
         rows[f"{verb} (x real time, {clock}, 1 thread, 60 s 48 kHz stereo file, command incl. resampling)"] = factor
     speeds = ssed_alone(hp)

@@ -60,6 +60,30 @@ def test_48k_stereo_keeps_rate_channels_length(tmp_path):
     np.testing.assert_allclose(data[2000:-2000], 0.5 * original[2000:-2000], atol=2e-3)
 
 
+def test_48k_stereo_output_equals_the_per_channel_scipy_path(tmp_path):
+    """What a command writes for a 48 kHz stereo file, against the path computed by hand: each
+    channel through scipy's resample_poly to the model's rate, the model, resample_poly back, cut
+    to the input's length. The model is memoryless and non-linear (windows and cross-fades cannot
+    change it, resampling back does not undo resampling down), written as float so that nothing
+    is rounded to 16 bits: equal within float32 rounding."""
+    from scipy.signal import resample_poly
+
+    frames = 48000 + 7  # not a multiple of the 3:1 ratio
+    rng = np.random.default_rng(5)
+    data = (0.4 * rng.standard_normal((frames, 2))).astype(np.float32)
+    soundfile.write(tmp_path / "in.wav", data, 48000, subtype="FLOAT")
+    model = inference.WaveformModel(RATE, lambda batch: np.tanh(3 * batch) / 3, context=400, min_samples=64)
+    runner = inference.Runner("test.cmd", model, chunk_seconds=0.3, suffix_subtype="FLOAT", progress=False)
+    summary = runner.run(plan(str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), ".wav"))
+    assert len(summary.done) == 1
+    out, rate = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == 48000 and out.shape == data.shape
+    for channel in range(2):
+        low = resample_poly(data[:, channel], 1, 3)
+        expected = resample_poly(np.tanh(3 * low) / 3, 3, 1)[:frames]
+        np.testing.assert_allclose(out[:, channel], expected, rtol=0, atol=1e-6)
+
+
 def test_directory_mirrored_and_listed_outputs(tmp_path, capsys):
     tone(tmp_path / "in" / "a.wav")
     tone(tmp_path / "in" / "sub" / "deeper" / "b.flac")

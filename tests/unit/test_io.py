@@ -7,7 +7,7 @@ import soundfile
 from scipy.signal import welch
 
 from speechlib.io.atomic import atomic_directory, atomic_open, atomic_write_text
-from speechlib.io.audio import audio_info, check_not_silent, load_audio, resample, write_audio
+from speechlib.io.audio import audio_info, check_not_silent, load_audio, resample, resample_channels, write_audio
 from speechlib.io.errors import InputError
 from speechlib.io.kaldi import read_dict, read_table, write_table
 from speechlib.signal.noise import coloured_noise
@@ -95,6 +95,25 @@ def test_resample_keeps_a_tone_and_its_level(tmp_path):
     spectrum = np.abs(np.fft.rfft(out[1000:-1000] * np.hanning(sr_out - 2000)))
     assert np.argmax(spectrum) * sr_out / (sr_out - 2000) == pytest.approx(freq, abs=2)
     assert np.sqrt(np.mean(out[1000:-1000] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
+
+
+@pytest.mark.parametrize("orig,target,length", [(48000, 16000, 48001), (16000, 48000, 16003), (44100, 16000, 44100),
+                                                 (16000, 44100, 7001), (8000, 16000, 5), (48000, 16000, 2),
+                                                 (16001, 16000, 999)])  # the last: resample_poly row by row
+def test_resample_channels_equals_resample_poly_per_channel(orig, target, length):
+    """The user commands' block-matrix resampler against scipy's resample_poly on each channel
+    (the reference, called directly): same length, same samples within float32 rounding, for
+    down- and up-sampling, uneven ratios, very short signals and a (frames, channels) transpose."""
+    from scipy.signal import resample_poly
+
+    frames = (0.5 * np.random.default_rng(length).standard_normal((length, 2))).astype(np.float32)
+    out = resample_channels(frames.T, orig, target)
+    gcd = np.gcd(orig, target)
+    for channel in range(2):
+        expected = resample_poly(frames[:, channel], target // gcd, orig // gcd)
+        assert out[channel].shape == expected.shape and out.dtype == np.float32
+        np.testing.assert_allclose(out[channel], expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(resample_channels(frames.T, orig, orig), frames.T)
 
 
 def test_write_audio_is_atomic_and_readable(tmp_path):

@@ -17,7 +17,7 @@ from speechlib.metrics.pitch import pitch_correlation, track_correlation
 from speechlib.metrics.verification import (bootstrap_replicates, eer, error_rates, group_weights, min_dcf,
                                             verification_summary)
 from speechlib.metrics.wer import corpus_wer, edit_distance
-from speechlib.nn.ssed import SSED, SSEDOutput, perturbation
+from speechlib.nn.ssed import SSED, PhaseDecoder, SSEDOutput, perturbation
 from speechlib.signal.purification import add_noise, median_smooth, quantise
 from speechlib.tasks.voice_privacy import losses
 from speechlib.tasks.voice_privacy.apply import main as apply_main
@@ -176,19 +176,37 @@ def test_ssed_shapes_bounds_and_any_length():
 
 
 @pytest.mark.parametrize("spectral_ratio", [None, 0.25])
-def test_inference_copy_with_polyphase_decoders_gives_the_same_output(spectral_ratio):
-    """for_inference() swaps every transposed convolution for its polyphase form: the outputs must
-    equal the trained modules' (checked against the plain ConvTranspose1d path, any length)."""
+@pytest.mark.parametrize("shape", [{"channels": (4, 8, 12), "strides": (4, 2), "kernel": 7},
+                                   {"channels": (8, 32, 48), "strides": (4, 4), "kernel": 7},  # mini
+                                   {"channels": (4, 6, 8), "strides": (2, 4), "kernel": 5},
+                                   {"channels": (4, 6, 8), "strides": (4, 2), "kernel": 6}])  # even kernel: no PhaseDecoder
+def test_inference_copy_gives_the_same_output(spectral_ratio, shape):
+    """for_inference() swaps every transposed convolution of even stride for its polyphase form
+    and runs each decoder's last stage on phase rows (PhaseDecoder); the outputs must equal the
+    trained modules' (the plain ConvTranspose1d path, any length), and the model itself is left
+    as it was (copy_first=False converts it in place instead, to the same numbers)."""
     torch.manual_seed(0)
-    model = SSED(channels=(4, 8, 12), strides=(4, 2), residual_blocks=1, eps=0.05, spectral_ratio=spectral_ratio)
+    model = SSED(residual_blocks=1, eps=0.05, spectral_ratio=spectral_ratio, **shape)
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)):  # not the identity a new one is
+        torch.nn.init.uniform_(norm.weight, 0.5, 1.5)
+        torch.nn.init.uniform_(norm.bias, -0.3, 0.3)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
     fast = model.for_inference()
+    loaded = SSED(residual_blocks=1, eps=0.05, spectral_ratio=spectral_ratio, **shape)
+    loaded.load_state_dict(model.state_dict())
+    assert loaded.for_inference(copy_first=False) is loaded  # the commands' way: no copy
+    phases = shape["kernel"] % 2 == 1
+    assert isinstance(fast.noise_decoder, PhaseDecoder) == phases == isinstance(fast.mask_decoder, PhaseDecoder)
     assert not any(isinstance(m, torch.nn.ConvTranspose1d) for m in fast.modules())
     for length in (model.receptive_field, 999, 8000):
         x = 0.3 * torch.randn(2, length)
         with torch.no_grad():
             slow, quick = model(x), fast(x)
+            assert torch.equal(loaded(x).wav, quick.wav)
         assert torch.allclose(slow.wav, quick.wav, atol=1e-6)
         assert torch.allclose(slow.noise, quick.noise, atol=1e-5) and torch.allclose(slow.mask, quick.mask, atol=1e-5)
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
+    assert any(isinstance(m, torch.nn.ConvTranspose1d) for m in model.modules())
 
 
 def test_spectral_bound_keeps_the_perturbation_under_the_speech_spectrum():

@@ -53,7 +53,7 @@ def read_provenance(tags: dict) -> dict | None:
 
 def load(args: argparse.Namespace, verb: str) -> inference.WaveformModel:
     ssed, model = load_ssed(args.model, VERBS[verb])
-    ssed = ssed.for_inference().to(args.device)  # polyphase decoders: same output, faster
+    ssed = ssed.for_inference(copy_first=False).to(args.device)  # polyphase decoders: same output, faster
     ours, force = generator_id(model), getattr(args, "force", False)
     speaker = load_speaker(model) if args.report else None
 
