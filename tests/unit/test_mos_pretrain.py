@@ -156,11 +156,16 @@ def speechlike() -> np.ndarray:
 def test_lps_matches_librosa():
     x = speechlike()
     ours = features.lps(torch.from_numpy(x)[None])[0].numpy()
-    spec = librosa.stft(x, n_fft=2048, hop_length=160, win_length=400, window="hann", center=True,
-                        pad_mode="constant")
+    spec = librosa.stft(x.astype(np.float64), n_fft=2048, hop_length=160, win_length=400, window="hann",
+                        center=True, pad_mode="constant")
     ref = 10 * np.log10(np.maximum(np.abs(spec.T) ** 2, 1e-10))
     assert ours.shape == ref.shape == (101, 1025)
-    assert np.max(np.abs(ours - ref)) < 1e-2
+    # Our float32 STFT rounds at ~1e-7 of the peak: bins 100 dB below it (the deepest here) move by
+    # ~0.01 dB with the CPU's instruction set, so the tight bound holds within 90 dB of the peak.
+    loud = ref > ref.max() - 90
+    assert loud.mean() > 0.99
+    assert np.max(np.abs(ours - ref)[loud]) < 1e-2
+    assert np.max(np.abs(ours - ref)) < 5e-2
 
 
 def test_mfcc_matches_librosa():
