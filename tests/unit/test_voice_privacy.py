@@ -130,6 +130,38 @@ def _speech_like_batch(n=3, samples=8000):
     return PaddedBatch(rows)
 
 
+def test_weighted_parts_of_eq_9_add_up_to_the_total():
+    g = torch.Generator().manual_seed(5)
+    x, x_adv = torch.randn(3, 400, generator=g), torch.randn(3, 400, generator=g)
+    z, z_adv = torch.randn(3, 8, generator=g), torch.randn(3, 8, generator=g)
+    n, m, n_rev, m_rev = (torch.rand(3, 400, generator=g) for _ in range(4))
+    w = losses.LossWeights(0.01, 0.007, 0.8, 0.06, 48000)
+    terms = losses.joint_losses(x, x_adv, z, z_adv, n, m, n_rev, m_rev, w)
+    parts = losses.weighted_terms(terms, w)
+    assert float(sum(parts.values())) == pytest.approx(float(terms["total"]), rel=1e-6)
+    assert float(parts["angular"]) == pytest.approx(0.94 * 0.993 * float(terms["angular"]), rel=1e-6)
+    assert float(parts["quality"]) == pytest.approx(0.94 * 0.007 * float(terms["quality"]), rel=1e-6)
+    assert float(parts["rpt"]) == pytest.approx(0.06 * float(terms["rpt"]), rel=1e-6)
+
+
+def test_gradient_norms_of_each_part_against_the_closed_form_and_the_graph_survives():
+    """For y = W v: d(sum y^2)/dW = 2 y v^T, d(sum y)/dW = 1 v^T, d(sum y)/db = 1."""
+    from speechlib.tasks.voice_privacy.train import gradient_norms
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3)
+    v = torch.randn(4)
+    y = layer(v)
+    norms = gradient_norms({"square": (y**2).sum(), "sum": y.sum()}, list(layer.parameters()))
+    y_val = y.detach()
+    square = math.sqrt(float((torch.outer(2 * y_val, v) ** 2).sum() + ((2 * y_val) ** 2).sum()))
+    plain = math.sqrt(3 * float((v**2).sum()) + 3)
+    assert norms["square"] == pytest.approx(square, rel=1e-5)
+    assert norms["sum"] == pytest.approx(plain, rel=1e-5)
+    y.sum().backward()  # the training step's own backward still works
+    assert layer.weight.grad is not None
+
+
 def test_one_joint_training_step_lowers_the_cosine_and_leaves_the_speaker_model_alone(tmp_path):
     brain = _joint_brain(tmp_path)
     batch = _speech_like_batch()

@@ -79,6 +79,15 @@ def total_loss(ssed: torch.Tensor, rpt: torch.Tensor, theta: float) -> torch.Ten
     return (1 - theta) * ssed + theta * rpt
 
 
+def weighted_terms(terms: dict[str, torch.Tensor], weights: LossWeights) -> dict[str, torch.Tensor]:
+    """The three parts of eq. (9) with their weights, angular (1 - theta)(1 - beta) L_angular,
+    quality (1 - theta) beta L_quality, rpt theta L_rpt: their sum is `terms["total"]`. What each
+    part pulls on is what stage 2 logs (the size of each one's gradient on the generator)."""
+    return {"angular": (1 - weights.theta) * (1 - weights.beta) * terms["angular"],
+            "quality": (1 - weights.theta) * weights.beta * terms["quality"],
+            "rpt": weights.theta * terms["rpt"]}
+
+
 def joint_losses(x: torch.Tensor, x_adv: torch.Tensor, z: torch.Tensor, z_adv: torch.Tensor,
                  noise: torch.Tensor, mask: torch.Tensor, noise_rev: torch.Tensor, mask_rev: torch.Tensor,
                  weights: LossWeights, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

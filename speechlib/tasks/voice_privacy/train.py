@@ -24,14 +24,26 @@ from speechlib.data.dataset import load_datadir_dataset
 from speechlib.io.errors import exit_on_input_error
 from speechlib.nn.speaker import freeze, load_pretrained, random_crops
 from speechlib.nn.ssed import SSED
+from speechlib.signal.mixing import snr_db
 from speechlib.tasks.brain import RecipeBrain
 from speechlib.tasks.stage import start_stage
 from speechlib.tasks.training import build_brain, fit, system_dir
-from speechlib.tasks.voice_privacy.losses import LossWeights, joint_losses
+from speechlib.tasks.voice_privacy.losses import LossWeights, joint_losses, weighted_terms
 from speechlib.tasks.voice_privacy.model_io import save_models, ssed_kwargs
 
 SYSTEM = "joint"
+LOG_EVERY = 8  # steps between the within-epoch log lines (train.log)
 logger = logging.getLogger("voice_privacy.train")
+
+
+def gradient_norms(parts: dict[str, torch.Tensor], parameters: list[torch.Tensor]) -> dict[str, float]:
+    """The L2 norm of each loss part's gradient on `parameters` (all of them as one vector);
+    the graph is kept for the training step's own backward pass."""
+    norms = {}
+    for name, value in parts.items():
+        grads = torch.autograd.grad(value, parameters, retain_graph=True, allow_unused=True)
+        norms[name] = float(torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None)))
+    return norms
 
 
 class JointBrain(RecipeBrain):
@@ -57,9 +69,14 @@ class JointBrain(RecipeBrain):
         for name, value in terms.items():
             if name != "total":  # the total is the epoch's loss
                 self.add_stat(name, float(value.detach()), len(x))
-        if self.step % 16 == 1:  # the within-epoch learning curve of the two L_SSED terms (train.log)
-            logger.info("train: step %d: angular %.4f, quality %.3f, rpt %.3f", self.step,
-                        float(terms["angular"]), float(terms["quality"]), float(terms["rpt"]))
+        if self.step % LOG_EVERY == 1 and terms["total"].requires_grad:
+            # the within-epoch learning curve, and how hard each weighted part of eq. (9) pulls on
+            # the generator (README, "What the mini run shows")
+            pull = gradient_norms(weighted_terms(terms, self.weights), list(self.modules.generator.parameters()))
+            logger.info("train: step %d: angular %.4f, quality %.3f, rpt %.3f, perturbation SNR %.1f dB; "
+                        "|gradient| on the generator: angular %.3g, quality %.3g, rpt %.3g", self.step,
+                        float(terms["angular"]), float(terms["quality"]), float(terms["rpt"]),
+                        float(snr_db(x.detach().cpu().numpy(), (adv.wav - x).detach().cpu().numpy()).mean()), pull["angular"], pull["quality"], pull["rpt"])
         return terms["total"]
 
 

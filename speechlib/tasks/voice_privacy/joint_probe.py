@@ -1,0 +1,120 @@
+"""Short runs of stage 2's joint training with parts of the loss switched off or reweighted,
+to see which part moves the generator (README, "What the mini run shows"):
+
+    python -m speechlib.tasks.voice_privacy.joint_probe conf/mini_voice_privacy.yaml \
+        --speaker exp/mini_voice_privacy/speaker_white --data data/train --steps 60 --log-every 10 --grads
+
+Same models, losses (eqs. (2)-(9)), crops (2 s) and Adam as stage 2, on a pool of training
+utterances drawn once (`--utts`), batches of 8 drawn from it. Overrides: `--rho` (0: no spectral
+bound), `--lr`, `--beta`, `--theta` (0: the generator trained on L_SSED alone; with `--beta 0`,
+on the angular term alone), `--detach-targets` (L_rpt reaches the generator's n and m only as the
+remover's targets, not as something the generator can change), `--fixed-batch` (one batch over
+and over: can the generator fit even that?). Prints, every `--log-every` steps, the loss terms,
+the perturbation's SNR, the restoration's SNR and white-box cosine, and with `--grads` the size
+of each weighted part's gradient on the generator's parameters and on its noise output n.
+Not a stage of the recipe: a diagnosis tool.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from speechlib.io.audio import load_audio
+from speechlib.io.errors import exit_on_input_error
+from speechlib.io.kaldi import read_dict
+from speechlib.nn.speaker import freeze, load_pretrained, random_crops
+from speechlib.nn.ssed import SSED
+from speechlib.signal.mixing import snr_db
+from speechlib.tasks.voice_privacy.losses import LossWeights, angular_loss, joint_losses, weighted_terms
+from speechlib.tasks.voice_privacy.model_io import ssed_kwargs
+from speechlib.tasks.voice_privacy.train import gradient_norms
+
+BATCH = 8
+
+
+def mean_snr(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean SNR (dB) of x over y - x, per utterance."""
+    return float(snr_db(x.detach().numpy(), (y - x).detach().numpy()).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="a voice_privacy config (SSED shape, eps, weights, lr, crop)")
+    parser.add_argument("--speaker", required=True, help="white-box speaker model dir (SpeechBrain layout)")
+    parser.add_argument("--data", required=True, help="training data dir (wav.scp)")
+    parser.add_argument("--rho", type=float, default=None, help="spectral bound (0: none; default: the config's)")
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--beta", type=float, default=None)
+    parser.add_argument("--theta", type=float, default=None)
+    parser.add_argument("--detach-targets", action="store_true")
+    parser.add_argument("--fixed-batch", action="store_true")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--grads", action="store_true")
+    parser.add_argument("--utts", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    with open(args.config, encoding="utf-8") as handle:
+        hp = load_hyperpyyaml(handle)
+    for key in ("lr", "beta", "theta"):
+        if getattr(args, key) is not None:
+            hp[key] = getattr(args, key)
+    if args.rho is not None:
+        hp["spectral_ratio"] = args.rho or None
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    speaker = freeze(load_pretrained(args.speaker))
+    generator, remover = SSED(**ssed_kwargs(hp)), SSED(**ssed_kwargs(hp))
+    weights = LossWeights(hp["alpha"], hp["beta"], hp["gamma"], hp["theta"], hp["loss_norm_samples"])
+    crop = int(hp["crop_seconds"] * hp["sample_rate"])
+    scp = sorted(read_dict(f"{args.data}/wav.scp").items())
+    rng = np.random.default_rng(args.seed)
+    pool = [torch.from_numpy(load_audio(spec, hp["sample_rate"], utt=utt)[0])
+            for utt, spec in (scp[i] for i in rng.choice(len(scp), min(args.utts, len(scp)), replace=False))]
+    optimiser = torch.optim.Adam(list(generator.parameters()) + list(remover.parameters()), lr=hp["lr"])
+
+    def draw() -> torch.Tensor:
+        chosen = rng.choice(len(pool), BATCH, replace=False)
+        longest = max(len(pool[i]) for i in chosen)
+        wavs, lens = torch.zeros(BATCH, longest), torch.zeros(BATCH)
+        for row, index in enumerate(chosen):
+            wavs[row, :len(pool[index])] = pool[index]
+            lens[row] = len(pool[index]) / longest
+        return random_crops(wavs, lens, crop, torch.default_generator)
+
+    first = draw()
+    for step in range(1, args.steps + 1):
+        x = first if args.fixed_batch else draw()
+        adv = generator(x)
+        rst = remover(adv.wav)
+        with torch.no_grad():
+            z = speaker(x)
+        z_adv = speaker(adv.wav)
+        terms = joint_losses(x, adv.wav, z, z_adv, adv.noise, adv.mask, rst.noise, rst.mask, weights)
+        if args.detach_targets:
+            terms["total"] = joint_losses(x, adv.wav, z, z_adv, adv.noise.detach(), adv.mask.detach(),
+                                          rst.noise, rst.mask, weights)["total"]
+        logged = step == 1 or step % args.log_every == 0
+        if logged and args.grads:
+            parts = weighted_terms(terms, weights)
+            on_weights = gradient_norms(parts, list(generator.parameters()))
+            on_noise = gradient_norms(parts, [adv.noise])
+            print("  |gradient| on the generator's weights / on n: " + ", ".join(
+                f"{name} {on_weights[name]:.3g} / {on_noise[name]:.3g}" for name in parts), flush=True)
+        optimiser.zero_grad()
+        terms["total"].backward()
+        optimiser.step()
+        if logged:
+            with torch.no_grad():
+                rst_cosine = float(angular_loss(z, speaker(rst.wav)).mean())
+            print(f"step {step}: angular {terms['angular'].item():.4f}, quality {terms['quality'].item():.3f}, "
+                  f"rpt {terms['rpt'].item():.3f}, SNR adv {mean_snr(x, adv.wav):.1f} dB, "
+                  f"rst {mean_snr(x, rst.wav):.1f} dB, rst cosine {rst_cosine:.4f}, mask mean "
+                  f"{float(adv.mask.mean()):.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    exit_on_input_error("voice_privacy.joint_probe", main)
