@@ -113,7 +113,7 @@ def main() -> None:
             print(f"step {step}: angular {terms['angular'].item():.4f}, quality {terms['quality'].item():.3f}, "
                   f"rpt {terms['rpt'].item():.3f}, SNR adv {mean_snr(x, adv.wav):.1f} dB, "
                   f"rst {mean_snr(x, rst.wav):.1f} dB, rst cosine {rst_cosine:.4f}, mask mean "
-                  f"{float(adv.mask.mean()):.3f}", flush=True)
+                  f"{adv.mask.mean().item():.3f}", flush=True)
 
 
 if __name__ == "__main__":
