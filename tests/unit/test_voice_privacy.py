@@ -181,6 +181,35 @@ def test_one_joint_training_step_lowers_the_cosine_and_leaves_the_speaker_model_
     assert not any(p.requires_grad for p in brain.speaker.parameters())
 
 
+def test_a_logged_training_step_reports_each_parts_pull_and_still_trains(tmp_path, caplog):
+    """At a logged step stage 2 takes the gradient of each weighted part of eq. (9) on the
+    generator before the step's own backward pass: the line is written, with the rpt part's pull
+    equal to an independent autograd on the same batch, and the step still changes the weights."""
+    import logging
+    import re
+
+    from speechlib.tasks.voice_privacy.train import LOG_EVERY
+
+    brain = _joint_brain(tmp_path)
+    batch = _speech_like_batch()
+    generator = brain.modules.generator
+    before = [p.detach().clone() for p in generator.parameters()]
+    state = torch.get_rng_state()  # the crops of the step, drawn again for the reference
+    x, adv, rst, z, z_adv = brain.compute_forward(batch, None)
+    terms = losses.joint_losses(x, adv.wav, z, z_adv, adv.noise, adv.mask, rst.noise, rst.mask, brain.weights)
+    grads = torch.autograd.grad(0.06 * terms["rpt"], list(generator.parameters()), allow_unused=True)
+    expected = math.sqrt(sum(float((g**2).sum()) for g in grads if g is not None))
+    torch.set_rng_state(state)
+    brain.step = 1
+    assert 1 % LOG_EVERY == 1
+    with caplog.at_level(logging.INFO, logger="voice_privacy.train"):
+        brain.fit_batch(batch)
+    line = next(r.getMessage() for r in caplog.records if "on the generator" in r.getMessage())
+    pull = float(re.search(r"rpt ([0-9.e+-]+)$", line).group(1))
+    assert pull == pytest.approx(expected, rel=1e-2)
+    assert any(not torch.equal(b, p) for b, p in zip(before, generator.parameters()))
+
+
 def test_restoration_is_exact_when_the_remover_predicts_minus_n_and_m():
     """x_hat = x' + eps (n' m') with n' = -n, m' = m gives back x. Exactly (bit for bit) where the
     arithmetic is exact: 16-bit audio values, dyadic n and m, eps a power of two; with eps = 0.05
