@@ -680,3 +680,20 @@ def test_pretrained_speaker_model_round_trip_and_speechbrain_layout(tmp_path):
 
     with pytest.raises(InputError, match="embedding_model.ckpt"):
         load_pretrained(tmp_path)
+
+
+def test_table2_summary_does_not_depend_on_row_order():
+    """Stage 5's --nj splits the utterances into parts: the Table 2 bootstrap CIs must come out the
+    same whatever order the parts list them in; the means are plain means over utterances."""
+    from speechlib.tasks.voice_privacy.report import TABLE2_CONDITIONS, summarise
+    rng = np.random.default_rng(0)
+    rows = [{"utt": f"u{i:02d}", "cond": cond, "lang": "en" if i % 2 else "fr", "ref": "a b c",
+             "hyp": "a b" if i % 3 else "a b c", "pesq": float(rng.uniform(1, 4.5)),
+             "snr": float(rng.uniform(10, 40)), "pitch_corr": float(rng.uniform(0.5, 1))}
+            for cond in TABLE2_CONDITIONS for i in range(12)]
+    table, counts = summarise(rows, str.lower, 200, 1)
+    shuffled = [rows[i] for i in rng.permutation(len(rows))]
+    assert summarise(shuffled, str.lower, 200, 1) == (table, counts)
+    adv_pesq = np.mean([r["pesq"] for r in rows if r["cond"] == "adv"])
+    assert table["PESQ"][list(TABLE2_CONDITIONS).index("adv")].startswith(f"{adv_pesq:.2f} [")
+    assert counts["utterances"] == [12] * len(TABLE2_CONDITIONS)

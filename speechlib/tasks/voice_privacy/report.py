@@ -144,12 +144,13 @@ def bootstrap_mean(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, f
 def summarise(rows: list[dict], normalise: Callable[[str], str], n_boot: int, seed: int
               ) -> tuple[dict[str, list], dict[str, list]]:
     """Table 2 rows (ours) and count rows (NaNs, utterances) from the per-utterance records.
-    PESQ and SNR: mean [95 % CI over utterances]; WER over English utterances only."""
+    PESQ and SNR: mean [95 % CI over utterances]; WER over English utterances only. Rows are taken
+    in utterance order, so the bootstrap does not depend on how stage 5 split them into jobs."""
     table: dict[str, list] = {name: [] for name in PAPER_TABLE2}
     counts: dict[str, list] = {"utterances": [], "English utterances (WER)": [], "PESQ failures (NaN)": [],
                                "pitch NaN (unvoiced)": []}
     for cond in TABLE2_CONDITIONS:
-        mine = [r for r in rows if r["cond"] == cond]
+        mine = sorted((r for r in rows if r["cond"] == cond), key=lambda r: r["utt"])
         english = [r for r in mine if r["lang"] == "en"]
         pesq = np.array([r["pesq"] for r in mine], float)
         snr = np.array([r["snr"] for r in mine], float)
