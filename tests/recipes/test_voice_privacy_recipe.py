@@ -125,3 +125,21 @@ def test_finished_stages_are_skipped(finished_run):
     assert out.returncode == 0, out.stderr
     exp = finished_run / "exp" / "tiny_voice_privacy"
     assert "is up to date" in (exp / "log" / "train.log").read_text()
+
+
+def test_joint_probe_runs_on_the_trained_models_and_the_angular_term_alone_fools_the_speaker(finished_run):
+    """The README's diagnosis tool: on the tiny run's white box, a generator trained on the angular
+    term alone (theta 0, beta 0) over one repeated batch lowers the cosine to the recording's
+    embedding; with --grads it also prints each weighted part's pull."""
+    def probe(*options: str) -> list[str]:
+        out = run([PYTHON, "-m", "speechlib.tasks.voice_privacy.joint_probe", "conf/tiny_voice_privacy.yaml",
+                   "--speaker", "exp/tiny_voice_privacy/speaker_white", "--data", "data/train", "--utts", "8",
+                   "--lr", "1e-3", "--fixed-batch", *options], cwd=finished_run)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.splitlines()
+
+    lines = probe("--theta", "0", "--beta", "0", "--steps", "10", "--log-every", "9")
+    angular = [float(line.split("angular ")[1].split(",")[0]) for line in lines if line.startswith("step ")]
+    assert len(angular) == 2 and angular[1] < angular[0] - 1e-3, lines
+    pulls = [line for line in probe("--steps", "1", "--grads") if "|gradient|" in line]
+    assert len(pulls) == 1 and all(name in pulls[0] for name in ("angular", "quality", "rpt")), pulls
