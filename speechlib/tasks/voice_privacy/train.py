@@ -73,10 +73,11 @@ class JointBrain(RecipeBrain):
             # the within-epoch learning curve, and how hard each weighted part of eq. (9) pulls on
             # the generator (README, "What the mini run shows")
             pull = gradient_norms(weighted_terms(terms, self.weights), list(self.modules.generator.parameters()))
+            snr = float(snr_db(x.detach().cpu().numpy(), (adv.wav - x).detach().cpu().numpy()).mean())
             logger.info("train: step %d: angular %.4f, quality %.3f, rpt %.3f, perturbation SNR %.1f dB; "
                         "|gradient| on the generator: angular %.3g, quality %.3g, rpt %.3g", self.step,
-                        float(terms["angular"]), float(terms["quality"]), float(terms["rpt"]),
-                        float(snr_db(x.detach().cpu().numpy(), (adv.wav - x).detach().cpu().numpy()).mean()), pull["angular"], pull["quality"], pull["rpt"])
+                        float(terms["angular"]), float(terms["quality"]), float(terms["rpt"]), snr,
+                        pull["angular"], pull["quality"], pull["rpt"])
         return terms["total"]
 
 
