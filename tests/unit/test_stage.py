@@ -145,3 +145,38 @@ def test_set_seed_turns_on_deterministic_kernels_with_warnings_only():
         assert not torch.backends.cudnn.benchmark
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+LEAVES_GROUP = """
+import atexit, sys
+import torch.distributed as dist
+from speechlib.tasks.stage import start_stage
+
+start_stage("train", [sys.argv[1], "--output_folder", sys.argv[2], "--distributed_backend", "gloo"])
+assert dist.is_initialized()
+atexit._run_exitfuncs()
+print("initialized after exit handlers:", dist.is_initialized())
+"""
+
+
+def test_a_distributed_stage_destroys_its_process_group_at_exit(tmp_path):
+    """Left to interpreter finalization, a gloo group can abort a finished rank (exit -6, which
+    failed a CI run); start_stage registers its destruction as an exit handler."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    done = subprocess.run([sys.executable, "-c", LEAVES_GROUP, str(config), str(tmp_path / "exp")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "initialized after exit handlers: False" in done.stdout
