@@ -141,7 +141,7 @@ def test_in_slots_keeps_at_most_n_running_and_reports_a_failure_that_ended_early
 }
 in_slots 2 job a 0 5
 sleep 0.3
-for name in b c d e; do in_slots 2 job "${name}" 0.4 0; done
+for name in b c d e; do in_slots 2 job "${name}" 1 0; done
 wait_slots || echo "pool status $?"
 in_slots 2 job f 0 0
 wait_slots && echo "second pool ok"
