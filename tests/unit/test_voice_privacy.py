@@ -100,7 +100,7 @@ def test_length_normalised_norms_do_not_depend_on_the_crop_length():
     assert plain[1] / plain[0] == pytest.approx(math.sqrt(1.5), rel=1e-3)
 
 
-def _joint_brain(tmp_path, seed=0):
+def _joint_brain(tmp_path, seed=0, generator_epochs=None, opt_class=None):
     """A JointBrain on CPU with tiny SSEDs and a tiny frozen ECAPA, optimizers initialised."""
     from speechlib.nn.speaker import build_encoder, freeze
     from speechlib.tasks.voice_privacy.train import JointBrain
@@ -109,9 +109,10 @@ def _joint_brain(tmp_path, seed=0):
     kwargs = {"channels": (4, 8, 8), "strides": (4, 4), "residual_blocks": 1, "kernel": 7, "eps": 0.05}
     speaker = freeze(build_encoder("ecapa", 80, 16, 8))
     brain = JointBrain(modules={"generator": SSED(**kwargs), "remover": SSED(**kwargs)},
-                       opt_class=lambda params: torch.optim.SGD(params, lr=0.5),
+                       opt_class=opt_class or (lambda params: torch.optim.SGD(params, lr=0.5)),
                        hparams={"output_folder": str(tmp_path)}, run_opts={"device": "cpu"}, checkpointer=None,
-                       speaker=speaker, weights=losses.LossWeights(0.01, 0.007, 0.8, 0.06, 48000), crop_samples=8000)
+                       speaker=speaker, weights=losses.LossWeights(0.01, 0.007, 0.8, 0.06, 48000), crop_samples=8000,
+                       generator_epochs=generator_epochs)
     brain.on_fit_start()
     brain.on_stage_start(None, 1)
     return brain
@@ -130,13 +131,18 @@ def _speech_like_batch(n=3, samples=8000):
     return PaddedBatch(rows)
 
 
-def test_weighted_parts_of_eq_9_add_up_to_the_total():
-    g = torch.Generator().manual_seed(5)
+def _random_loss_inputs(seed):
+    """x, x', z, z', n, m, n', m' for a batch of 3 (400 samples, 8-dim embeddings), the paper's weights."""
+    g = torch.Generator().manual_seed(seed)
     x, x_adv = torch.randn(3, 400, generator=g), torch.randn(3, 400, generator=g)
     z, z_adv = torch.randn(3, 8, generator=g), torch.randn(3, 8, generator=g)
     n, m, n_rev, m_rev = (torch.rand(3, 400, generator=g) for _ in range(4))
-    w = losses.LossWeights(0.01, 0.007, 0.8, 0.06, 48000)
-    terms = losses.joint_losses(x, x_adv, z, z_adv, n, m, n_rev, m_rev, w)
+    return (x, x_adv, z, z_adv, n, m, n_rev, m_rev), losses.LossWeights(0.01, 0.007, 0.8, 0.06, 48000)
+
+
+def test_weighted_parts_of_eq_9_add_up_to_the_total():
+    inputs, w = _random_loss_inputs(5)
+    terms = losses.joint_losses(*inputs, w)
     parts = losses.weighted_terms(terms, w)
     assert float(sum(parts.values())) == pytest.approx(float(terms["total"]), rel=1e-6)
     assert float(parts["angular"]) == pytest.approx(0.94 * 0.993 * float(terms["angular"]), rel=1e-6)
@@ -208,6 +214,63 @@ def test_a_logged_training_step_reports_each_parts_pull_and_still_trains(tmp_pat
     pull = float(re.search(r"rpt ([0-9.e+-]+)$", line).group(1))
     assert pull == pytest.approx(expected, rel=1e-2)
     assert any(not torch.equal(b, p) for b, p in zip(before, generator.parameters()))
+
+
+def test_removal_losses_are_the_rpt_terms_of_the_joint_losses_and_a_hand_computation():
+    inputs, w = _random_loss_inputs(6)
+    n, m, n_rev, m_rev = inputs[4:]
+    joint = losses.joint_losses(*inputs, w)
+    removal = losses.removal_losses(n, m, n_rev, m_rev, w)
+    for name in ("noise", "mask", "rpt"):
+        assert float(removal[name]) == pytest.approx(float(joint[name]), rel=1e-6), name
+    # by hand: the batch mean of 0.2 ||m - m'|| + 0.8 ||n + n'||, norms scaled to 48000 samples
+    scale = math.sqrt(48000 / 400)
+    by_hand = sum(0.2 * _hand_norm(m[i] - m_rev[i]) * scale + 0.8 * _hand_norm(n[i] + n_rev[i]) * scale
+                  for i in range(3)) / 3
+    assert float(removal["rpt"]) == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_two_phase_training_moves_only_the_generator_then_only_the_remover(tmp_path):
+    """generator_epochs 1: epoch 1 minimises L_SSED with the remover untouched; epoch 2 minimises
+    L_rpt with the generator frozen. One Adam serves both, with momentum for the generator left
+    from epoch 1: the generator must still not move in epoch 2. Each phase's loss is checked
+    against the losses computed on the same crops outside the Brain."""
+    import speechbrain as sb
+
+    brain = _joint_brain(tmp_path, generator_epochs=1, opt_class=lambda params: torch.optim.Adam(params, lr=1e-2))
+    batch = _speech_like_batch()
+
+    def snapshot(module):
+        return [p.detach().clone() for p in module.parameters()]
+
+    def expected_terms():
+        state = torch.get_rng_state()
+        with torch.no_grad():
+            x, adv, rst, z, z_adv = brain.compute_forward(batch, None)
+            terms = losses.joint_losses(x, adv.wav, z, z_adv, adv.noise, adv.mask, rst.noise, rst.mask,
+                                        brain.weights)
+        torch.set_rng_state(state)
+        return terms
+
+    def run_epoch(epoch, phase, objective, steps):
+        """Start `epoch`, check its phase and its first step's loss, take `steps` steps; which modules moved."""
+        brain.zero_grad(set_to_none=True)  # what the kit does at the end of an epoch
+        before = {name: snapshot(module) for name, module in brain.modules.items()}
+        brain.on_stage_start(sb.Stage.TRAIN, epoch)
+        assert brain.phase == phase
+        expected = expected_terms()
+        assert float(brain.fit_batch(batch)) == pytest.approx(float(expected[objective]), rel=1e-5)
+        for _ in range(steps - 1):
+            brain.fit_batch(batch)
+        return {name: any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters()))
+                for name, module in brain.modules.items()}, expected
+
+    moved, _ = run_epoch(1, "generator", "ssed", 2)
+    assert moved == {"generator": True, "remover": False}
+    assert all(p.grad is None for p in brain.modules.remover.parameters())
+    moved, expected = run_epoch(2, "remover", "rpt", 4)  # Adam holds generator momentum from epoch 1
+    assert moved == {"generator": False, "remover": True}
+    assert float(expected_terms()["rpt"]) < float(expected["rpt"])  # the remover learns the frozen n, m
 
 
 def test_restoration_is_exact_when_the_remover_predicts_minus_n_and_m():

@@ -9,9 +9,13 @@ utterances drawn once (`--utts`), batches of 8 drawn from it. Overrides: `--rho`
 bound), `--lr`, `--beta`, `--theta` (0: the generator trained on L_SSED alone; with `--beta 0`,
 on the angular term alone), `--detach-targets` (L_rpt reaches the generator's n and m only as the
 remover's targets, not as something the generator can change), `--fixed-batch` (one batch over
-and over: can the generator fit even that?). Prints, every `--log-every` steps, the loss terms,
-the perturbation's SNR, the restoration's SNR and white-box cosine, and with `--grads` the size
-of each weighted part's gradient on the generator's parameters and on its noise output n.
+and over: can the generator fit even that?), `--remover-steps N` (two-phase training: after the
+`--steps` of the loss above, the generator is frozen and the remover alone is trained on L_rpt
+for N more steps, its targets n and m from the frozen generator, fresh Adam at `--remover-lr`,
+default the config's lr; `--remover-decay`: the lr decays to 0 over phase B, cosine). Prints,
+every `--log-every` steps, the loss terms, the perturbation's SNR, the restoration's SNR and
+white-box cosine (in phase B also the frozen generator's), and with `--grads` the size of each
+weighted part's gradient on the generator's parameters and on its noise output n.
 Not a stage of the recipe: a diagnosis tool.
 """
 from __future__ import annotations
@@ -28,7 +32,8 @@ from speechlib.io.kaldi import read_dict
 from speechlib.nn.speaker import freeze, load_pretrained, random_crops
 from speechlib.nn.ssed import SSED
 from speechlib.signal.mixing import snr_db
-from speechlib.tasks.voice_privacy.losses import LossWeights, angular_loss, joint_losses, weighted_terms
+from speechlib.tasks.voice_privacy.losses import (LossWeights, angular_loss, joint_losses, removal_losses,
+                                                  weighted_terms)
 from speechlib.tasks.voice_privacy.model_io import ssed_kwargs
 from speechlib.tasks.voice_privacy.train import gradient_norms
 
@@ -54,6 +59,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--grads", action="store_true")
+    parser.add_argument("--remover-steps", type=int, default=0,
+                        help="then freeze the generator and train the remover alone on L_rpt for this many steps")
+    parser.add_argument("--remover-lr", type=float, default=None, help="phase B's lr (default: the config's)")
+    parser.add_argument("--remover-decay", action="store_true", help="phase B's lr decays to 0 (cosine)")
     parser.add_argument("--utts", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -114,6 +123,37 @@ def main() -> None:
                   f"rpt {terms['rpt'].item():.3f}, SNR adv {mean_snr(x, adv.wav):.1f} dB, "
                   f"rst {mean_snr(x, rst.wav):.1f} dB, rst cosine {rst_cosine:.4f}, mask mean "
                   f"{adv.mask.mean().item():.3f}", flush=True)
+    if args.remover_steps:
+        remover_phase(args, hp, generator, remover, speaker, weights, first, draw)
+
+
+def remover_phase(args, hp, generator, remover, speaker, weights, first, draw) -> None:
+    """Phase B: the generator frozen, the remover alone trained on L_rpt (eq. (8)) with the
+    frozen generator's n and m as targets."""
+    for parameter in generator.parameters():
+        parameter.requires_grad_(False)
+    optimiser = torch.optim.Adam(remover.parameters(), lr=args.remover_lr or hp["lr"])
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, args.remover_steps) if args.remover_decay else None
+    print(f"phase B: generator frozen, remover alone on L_rpt, {args.remover_steps} steps", flush=True)
+    for step in range(1, args.remover_steps + 1):
+        x = first if args.fixed_batch else draw()
+        with torch.no_grad():
+            adv = generator(x)
+        rst = remover(adv.wav)
+        terms = removal_losses(adv.noise, adv.mask, rst.noise, rst.mask, weights)
+        optimiser.zero_grad()
+        terms["rpt"].backward()
+        optimiser.step()
+        if schedule is not None:
+            schedule.step()
+        if step == 1 or step % args.log_every == 0:
+            with torch.no_grad():
+                z = speaker(x)
+                adv_cosine = float(angular_loss(z, speaker(adv.wav)).mean())
+                rst_cosine = float(angular_loss(z, speaker(rst.wav)).mean())
+            print(f"B step {step}: rpt {terms['rpt'].item():.3f} (mask {terms['mask'].item():.3f}, noise "
+                  f"{terms['noise'].item():.3f}), adv cosine {adv_cosine:.4f}, SNR adv {mean_snr(x, adv.wav):.1f} dB, "
+                  f"rst {mean_snr(x, rst.wav):.1f} dB, rst cosine {rst_cosine:.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,21 @@ def weighted_terms(terms: dict[str, torch.Tensor], weights: LossWeights) -> dict
             "rpt": weights.theta * terms["rpt"]}
 
 
+def _removal_terms(noise, mask, noise_rev, mask_rev, weights, valid) -> dict[str, torch.Tensor]:
+    """Eqs. (6)-(8) per utterance."""
+    noise_term = noise_loss(noise, noise_rev, valid, weights.norm_samples)
+    mask_term = mask_loss(mask, mask_rev, valid, weights.norm_samples)
+    return {"noise": noise_term, "mask": mask_term, "rpt": rpt_loss(mask_term, noise_term, weights.gamma)}
+
+
+def removal_losses(noise: torch.Tensor, mask: torch.Tensor, noise_rev: torch.Tensor, mask_rev: torch.Tensor,
+                   weights: LossWeights, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """L_rpt (eq. (8)) and its two terms, batch-averaged: what the remover alone is trained on
+    when the generator is frozen (two-phase training)."""
+    return {name: value.mean() for name, value in _removal_terms(noise, mask, noise_rev, mask_rev, weights,
+                                                                  valid).items()}
+
+
 def joint_losses(x: torch.Tensor, x_adv: torch.Tensor, z: torch.Tensor, z_adv: torch.Tensor,
                  noise: torch.Tensor, mask: torch.Tensor, noise_rev: torch.Tensor, mask_rev: torch.Tensor,
                  weights: LossWeights, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -95,10 +110,7 @@ def joint_losses(x: torch.Tensor, x_adv: torch.Tensor, z: torch.Tensor, z_adv: t
     angular = angular_loss(z, z_adv)
     quality = quality_loss(x, x_adv, mask, weights.alpha, valid, weights.norm_samples)
     ssed = ssed_loss(angular, quality, weights.beta)
-    noise_term = noise_loss(noise, noise_rev, valid, weights.norm_samples)
-    mask_term = mask_loss(mask, mask_rev, valid, weights.norm_samples)
-    rpt = rpt_loss(mask_term, noise_term, weights.gamma)
-    total = total_loss(ssed, rpt, weights.theta)
-    terms = {"angular": angular, "quality": quality, "ssed": ssed, "noise": noise_term,
-             "mask": mask_term, "rpt": rpt, "total": total}
+    removal = _removal_terms(noise, mask, noise_rev, mask_rev, weights, valid)
+    total = total_loss(ssed, removal["rpt"], weights.theta)
+    terms = {"angular": angular, "quality": quality, "ssed": ssed, **removal, "total": total}
     return {name: value.mean() for name, value in terms.items()}

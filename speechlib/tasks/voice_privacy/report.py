@@ -205,6 +205,15 @@ def perturbation_note(hp: dict) -> str:
             f"|delta| <= eps = {hp['eps']}.")
 
 
+def training_note(hp: dict) -> str:
+    """How the generator and the remover were trained: jointly (the paper), or in two phases."""
+    epochs, first = int(hp["number_of_epochs"]), hp["generator_epochs"]
+    if first is None:
+        return f"{epochs} epoch(s) of joint training"
+    return (f"two-phase training, not the paper's joint training: {first} epoch(s) of the generator alone on "
+            f"L_SSED, then {epochs - int(first)} of the remover alone on L_rpt with the generator frozen")
+
+
 def main() -> None:
     stage = start_stage("report", options=())
     hp = stage.hparams
@@ -250,7 +259,7 @@ def main() -> None:
         notes += ["", "Mini corpus: 20 base voices per evaluation set (recorded people, recorded-voice "
                   "synthesisers and Praat pseudo-speakers), small speaker models (white "
                   f"{hp['white_model']['epochs']} epochs, black {hp['black_model']['epochs']}) and "
-                  f"{hp['number_of_epochs']} epoch(s) of joint training; the paper's rows are for LibriSpeech "
+                  f"{training_note(hp)}; the paper's rows are for LibriSpeech "
                   "with models trained on VoxCeleb1+2 and 30 epochs. Paper-scale configs "
                   "(conf/paper_voice_privacy.yaml) were not run: they need a GPU."]
     tables = [*eer_tables(asv, hp, corpus), *dcf_and_difference_tables(asv, subsets, corpus),
