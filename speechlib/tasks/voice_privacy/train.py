@@ -73,13 +73,18 @@ class JointBrain(RecipeBrain):
     def compute_forward(self, batch, stage):
         wavs, lens = batch.sig
         x = random_crops(wavs, lens, self.crop_samples, torch.default_generator).to(self.device)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.phase != "remover"):
+        generator_learns = torch.is_grad_enabled() and self.phase != "remover"
+        # The order of the calls is the joint training's of before two-phase training existed:
+        # it fixes the order in which backward sums the gradients reaching adv, and with it the
+        # committed runs' numbers to the last bit.
+        with torch.set_grad_enabled(generator_learns):
             adv = self.modules.generator(x)
-            z_adv = self.speaker(adv.wav)
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.phase != "generator"):
             rst = self.modules.remover(adv.wav)
         with torch.no_grad():
             z = self.speaker(x)
+        with torch.set_grad_enabled(generator_learns):
+            z_adv = self.speaker(adv.wav)
         return x, adv, rst, z, z_adv
 
     def compute_objectives(self, predictions, batch, stage):
