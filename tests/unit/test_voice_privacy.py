@@ -760,3 +760,42 @@ def test_table2_summary_does_not_depend_on_row_order():
     adv_pesq = np.mean([r["pesq"] for r in rows if r["cond"] == "adv"])
     assert table["PESQ"][list(TABLE2_CONDITIONS).index("adv")].startswith(f"{adv_pesq:.2f} [")
     assert counts["utterances"] == [12] * len(TABLE2_CONDITIONS)
+
+
+def test_joint_probe_warm_start_phase_takes_adam_steps_on_the_paper_total_with_both_modules(capsys):
+    """joint_probe --joint-steps: each step of phase B is one Adam step on (1 - theta) L_SSED +
+    theta L_rpt (assembled here from the terms, not from the loss's own total) over the generator
+    and the remover together; with theta 0 the remover gets no gradient and stays put."""
+    import argparse
+    import copy
+
+    from speechlib.nn.speaker import build_encoder, freeze
+    from speechlib.tasks.voice_privacy.joint_probe import joint_phase
+
+    torch.manual_seed(3)
+    kwargs = {"channels": (4, 8, 8), "strides": (4, 4), "residual_blocks": 1, "kernel": 7, "eps": 0.05}
+    speaker = freeze(build_encoder("ecapa", 80, 16, 8))
+    x = _speech_like_batch(3, 8000).sig[0]
+    args = argparse.Namespace(joint_steps=1, joint_lr=1e-2, fixed_batch=True, log_every=1)
+    for theta in (0.3, 0.0):
+        weights = losses.LossWeights(0.01, 0.2, 0.8, theta, 48000)
+        generator, remover = SSED(**kwargs), SSED(**kwargs)
+        ref_gen, ref_rem = copy.deepcopy(generator), copy.deepcopy(remover)
+        start_gen, start_rem = copy.deepcopy(generator), copy.deepcopy(remover)
+        joint_phase(args, {"lr": 1.0}, generator, remover, speaker, weights, x, None)
+        adv = ref_gen(x)
+        rst = ref_rem(adv.wav)
+        with torch.no_grad():
+            z = speaker(x)
+        terms = losses.joint_losses(x, adv.wav, z, speaker(adv.wav), adv.noise, adv.mask, rst.noise, rst.mask, weights)
+        reference = torch.optim.Adam(list(ref_gen.parameters()) + list(ref_rem.parameters()), lr=1e-2)
+        ((1 - theta) * terms["ssed"] + theta * terms["rpt"]).backward()
+        reference.step()
+        for got, want in zip(list(generator.parameters()) + list(remover.parameters()),
+                             list(ref_gen.parameters()) + list(ref_rem.parameters())):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        assert any(not torch.equal(p, q) for p, q in zip(generator.parameters(), start_gen.parameters()))
+        remover_moved = any(not torch.equal(p, q) for p, q in zip(remover.parameters(), start_rem.parameters()))
+        assert remover_moved == (theta > 0)
+    out = capsys.readouterr().out
+    assert out.count("J step 1:") == 2 and "theta 0.3" in out and "theta 0.0" in out

@@ -12,7 +12,11 @@ remover's targets, not as something the generator can change), `--fixed-batch` (
 and over: can the generator fit even that?), `--remover-steps N` (two-phase training: after the
 `--steps` of the loss above, the generator is frozen and the remover alone is trained on L_rpt
 for N more steps, its targets n and m from the frozen generator, fresh Adam at `--remover-lr`,
-default the config's lr; `--remover-decay`: the lr decays to 0 over phase B, cosine). Prints,
+default the config's lr; `--remover-decay`: the lr decays to 0 over phase B, cosine),
+`--joint-steps N` (warm start: after the `--steps` of the loss above, N steps of the paper's
+joint loss (1 - theta) L_SSED + theta L_rpt with both modules trained, theta the config's unless
+`--joint-theta`, beta as in the first phase, fresh Adam at `--joint-lr`, default the config's lr).
+Prints,
 every `--log-every` steps, the loss terms, the perturbation's SNR, the restoration's SNR and
 white-box cosine (in phase B also the frozen generator's), and with `--grads` the size of each
 weighted part's gradient on the generator's parameters and on its noise output n.
@@ -45,6 +49,26 @@ def mean_snr(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(snr_db(x.detach().numpy(), (y - x).detach().numpy()).mean())
 
 
+def joint_forward(generator, remover, speaker, x, weights):
+    """One forward pass of stage 2's joint training on the crops x: adv, rst, z(x) and the loss terms."""
+    adv = generator(x)
+    rst = remover(adv.wav)
+    with torch.no_grad():
+        z = speaker(x)
+    z_adv = speaker(adv.wav)
+    return adv, rst, z, joint_losses(x, adv.wav, z, z_adv, adv.noise, adv.mask, rst.noise, rst.mask, weights)
+
+
+def print_joint_step(label, speaker, x, adv, rst, z, terms) -> None:
+    """The log line of a joint step (the terms are those of the batch before the step)."""
+    with torch.no_grad():
+        rst_cosine = float(angular_loss(z, speaker(rst.wav)).mean())
+    print(f"{label}: angular {terms['angular'].item():.4f}, quality {terms['quality'].item():.3f}, "
+          f"rpt {terms['rpt'].item():.3f}, SNR adv {mean_snr(x, adv.wav):.1f} dB, "
+          f"rst {mean_snr(x, rst.wav):.1f} dB, rst cosine {rst_cosine:.4f}, mask mean "
+          f"{adv.mask.mean().item():.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="a voice_privacy config (SSED shape, eps, weights, lr, crop)")
@@ -63,11 +87,16 @@ def main() -> None:
                         help="then freeze the generator and train the remover alone on L_rpt for this many steps")
     parser.add_argument("--remover-lr", type=float, default=None, help="phase B's lr (default: the config's)")
     parser.add_argument("--remover-decay", action="store_true", help="phase B's lr decays to 0 (cosine)")
+    parser.add_argument("--joint-steps", type=int, default=0,
+                        help="then train both modules on the joint loss (config's theta) for this many steps")
+    parser.add_argument("--joint-theta", type=float, default=None, help="theta of the joint phase (default: the config's)")
+    parser.add_argument("--joint-lr", type=float, default=None, help="the joint phase's lr (default: the config's)")
     parser.add_argument("--utts", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     with open(args.config, encoding="utf-8") as handle:
         hp = load_hyperpyyaml(handle)
+    config_theta = hp["theta"]
     for key in ("lr", "beta", "theta"):
         if getattr(args, key) is not None:
             hp[key] = getattr(args, key)
@@ -97,12 +126,7 @@ def main() -> None:
     first = draw()
     for step in range(1, args.steps + 1):
         x = first if args.fixed_batch else draw()
-        adv = generator(x)
-        rst = remover(adv.wav)
-        with torch.no_grad():
-            z = speaker(x)
-        z_adv = speaker(adv.wav)
-        terms = joint_losses(x, adv.wav, z, z_adv, adv.noise, adv.mask, rst.noise, rst.mask, weights)
+        adv, rst, z, terms = joint_forward(generator, remover, speaker, x, weights)
         if args.detach_targets:
             terms["total"] = joint_losses(x, adv.wav, z, z_adv, adv.noise.detach(), adv.mask.detach(),
                                           rst.noise, rst.mask, weights)["total"]
@@ -117,14 +141,15 @@ def main() -> None:
         terms["total"].backward()
         optimiser.step()
         if logged:
-            with torch.no_grad():
-                rst_cosine = float(angular_loss(z, speaker(rst.wav)).mean())
-            print(f"step {step}: angular {terms['angular'].item():.4f}, quality {terms['quality'].item():.3f}, "
-                  f"rpt {terms['rpt'].item():.3f}, SNR adv {mean_snr(x, adv.wav):.1f} dB, "
-                  f"rst {mean_snr(x, rst.wav):.1f} dB, rst cosine {rst_cosine:.4f}, mask mean "
-                  f"{adv.mask.mean().item():.3f}", flush=True)
+            print_joint_step(f"step {step}", speaker, x, adv, rst, z, terms)
+    if args.remover_steps and args.joint_steps:
+        parser.error("--remover-steps and --joint-steps are two different second phases: give one")
     if args.remover_steps:
         remover_phase(args, hp, generator, remover, speaker, weights, first, draw)
+    if args.joint_steps:
+        theta = config_theta if args.joint_theta is None else args.joint_theta
+        joint_weights = LossWeights(weights.alpha, weights.beta, weights.gamma, theta, weights.norm_samples)
+        joint_phase(args, hp, generator, remover, speaker, joint_weights, first, draw)
 
 
 def remover_phase(args, hp, generator, remover, speaker, weights, first, draw) -> None:
@@ -154,6 +179,23 @@ def remover_phase(args, hp, generator, remover, speaker, weights, first, draw) -
             print(f"B step {step}: rpt {terms['rpt'].item():.3f} (mask {terms['mask'].item():.3f}, noise "
                   f"{terms['noise'].item():.3f}), adv cosine {adv_cosine:.4f}, SNR adv {mean_snr(x, adv.wav):.1f} dB, "
                   f"rst {mean_snr(x, rst.wav):.1f} dB, rst cosine {rst_cosine:.4f}", flush=True)
+
+
+def joint_phase(args, hp, generator, remover, speaker, weights, first, draw) -> None:
+    """Phase B of the warm start: the paper's joint loss (eq. (9)), both modules trained from
+    where phase A left them, a fresh Adam."""
+    optimiser = torch.optim.Adam(list(generator.parameters()) + list(remover.parameters()),
+                                 lr=args.joint_lr or hp["lr"])
+    print(f"phase B: joint loss, theta {weights.theta}, beta {weights.beta}, both modules trained, "
+          f"{args.joint_steps} steps", flush=True)
+    for step in range(1, args.joint_steps + 1):
+        x = first if args.fixed_batch else draw()
+        adv, rst, z, terms = joint_forward(generator, remover, speaker, x, weights)
+        optimiser.zero_grad()
+        terms["total"].backward()
+        optimiser.step()
+        if step == 1 or step % args.log_every == 0:
+            print_joint_step(f"J step {step}", speaker, x, adv, rst, z, terms)
 
 
 if __name__ == "__main__":
