@@ -239,9 +239,9 @@ def leave_process_group_at_exit() -> None:
     """Destroy the process group while the interpreter is still whole.
 
     Left to interpreter finalization, Gloo's worker threads can still hold finished work whose
-    tensors need the GIL; the process then aborts after its work is done ("terminate called
-    without an active exception", exit -6), and torchrun reports the whole run failed. Destroying
-    the group is local to each process (no collective), so a rank that failed does not hang here.
+    tensors need the GIL, which can abort a finished process (pytorch#179291). Destroying the
+    group is local to each process (no collective), so a rank that failed does not hang here.
+    It did not remove every such abort: a rare one remains (tests/unit/test_distributed.py).
     """
     import torch.distributed as dist
 

@@ -143,3 +143,4 @@ def test_joint_probe_runs_on_the_trained_models_and_the_angular_term_alone_fools
     assert len(angular) == 2 and angular[1] < angular[0] - 1e-3, lines
     pulls = [line for line in probe("--steps", "1", "--grads") if "|gradient|" in line]
     assert len(pulls) == 1 and all(name in pulls[0] for name in ("angular", "quality", "rpt")), pulls
+    assert any(line.startswith("step 1:") for line in probe("--steps", "1", "--detach-targets"))

@@ -49,14 +49,19 @@ def mean_snr(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(snr_db(x.detach().numpy(), (y - x).detach().numpy()).mean())
 
 
-def joint_forward(generator, remover, speaker, x, weights):
-    """One forward pass of stage 2's joint training on the crops x: adv, rst, z(x) and the loss terms."""
+def joint_forward(generator, remover, speaker, x, weights, detach_targets: bool = False):
+    """One forward pass of stage 2's joint training on the crops x: adv, rst, z(x) and the loss terms.
+    With `detach_targets` the total's L_rpt sees the generator's n and m as constants."""
     adv = generator(x)
     rst = remover(adv.wav)
     with torch.no_grad():
         z = speaker(x)
     z_adv = speaker(adv.wav)
-    return adv, rst, z, joint_losses(x, adv.wav, z, z_adv, adv.noise, adv.mask, rst.noise, rst.mask, weights)
+    terms = joint_losses(x, adv.wav, z, z_adv, adv.noise, adv.mask, rst.noise, rst.mask, weights)
+    if detach_targets:
+        terms["total"] = joint_losses(x, adv.wav, z, z_adv, adv.noise.detach(), adv.mask.detach(),
+                                      rst.noise, rst.mask, weights)["total"]
+    return adv, rst, z, terms
 
 
 def print_joint_step(label, speaker, x, adv, rst, z, terms) -> None:
@@ -94,6 +99,8 @@ def main() -> None:
     parser.add_argument("--utts", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    if args.remover_steps and args.joint_steps:
+        parser.error("--remover-steps and --joint-steps are two different second phases: give one")
     with open(args.config, encoding="utf-8") as handle:
         hp = load_hyperpyyaml(handle)
     config_theta = hp["theta"]
@@ -126,10 +133,7 @@ def main() -> None:
     first = draw()
     for step in range(1, args.steps + 1):
         x = first if args.fixed_batch else draw()
-        adv, rst, z, terms = joint_forward(generator, remover, speaker, x, weights)
-        if args.detach_targets:
-            terms["total"] = joint_losses(x, adv.wav, z, z_adv, adv.noise.detach(), adv.mask.detach(),
-                                          rst.noise, rst.mask, weights)["total"]
+        adv, rst, z, terms = joint_forward(generator, remover, speaker, x, weights, args.detach_targets)
         logged = step == 1 or step % args.log_every == 0
         if logged and args.grads:
             parts = weighted_terms(terms, weights)
@@ -142,8 +146,6 @@ def main() -> None:
         optimiser.step()
         if logged:
             print_joint_step(f"step {step}", speaker, x, adv, rst, z, terms)
-    if args.remover_steps and args.joint_steps:
-        parser.error("--remover-steps and --joint-steps are two different second phases: give one")
     if args.remover_steps:
         remover_phase(args, hp, generator, remover, speaker, weights, first, draw)
     if args.joint_steps:
