@@ -1,6 +1,8 @@
 """One exception type for bad user input, rendered as a single `file:line: what` line."""
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 from typing import Callable, NoReturn
 
@@ -29,17 +31,44 @@ class TrainingDiverged(Exception):
     """A non-finite loss: training stops at once and names the batch's utterances."""
 
 
-def die(program: str, message: object, code: int = 1) -> NoReturn:
+def report(program: str, message: object) -> None:
+    """The one line a user sees for a refused input."""
     print(f"{program}: error: {message}", file=sys.stderr)
+
+
+def die(program: str, message: object, code: int = 1) -> NoReturn:
+    report(program, message)
     raise SystemExit(code)
+
+
+def exit_process(code: int) -> NoReturn:
+    """Exit with `code`; a rank of a torch.distributed group leaves without the C++ teardown.
+
+    Gloo's teardown (the group's destructor, then static destructors while its threads still run)
+    now and then aborts a rank whose work is done ("terminate called without an active
+    exception", exit -6), and torchrun reports the finished run as failed; destroying the group
+    at exit did not prevent it. Such a rank runs the interpreter's exit handlers, flushes its
+    streams and leaves with os._exit: the OS closes its sockets, no C++ state is destroyed, and
+    the status is the stage's own. torch is not imported here: a process that never loaded
+    torch.distributed exits the usual way.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        raise SystemExit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def exit_on_input_error(program: str, main: Callable[[], int | None]) -> NoReturn:
     """Run `main`; an InputError becomes one line on stderr and exit status 1."""
     try:
-        code = main()
+        code = main() or 0
     except (InputError, TrainingDiverged) as err:
-        die(program, err)
+        report(program, err)
+        code = 1
     except KeyboardInterrupt:
-        die(program, "interrupted", 130)
-    raise SystemExit(code or 0)
+        report(program, "interrupted")
+        code = 130
+    exit_process(code)

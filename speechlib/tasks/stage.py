@@ -16,7 +16,6 @@ The convention (README, "Recipe kit"):
 """
 from __future__ import annotations
 
-import atexit
 import hashlib
 import io
 import json
@@ -228,27 +227,6 @@ def check_override_keys(config_text: str, overrides: str, hparams_file: str, str
                    hparams_file, message)
 
 
-def _leave_process_group() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def leave_process_group_at_exit() -> None:
-    """Destroy the process group while the interpreter is still whole.
-
-    Left to interpreter finalization, Gloo's worker threads can still hold finished work whose
-    tensors need the GIL, which can abort a finished process (pytorch#179291). Destroying the
-    group is local to each process (no collective), so a rank that failed does not hang here.
-    It did not remove every such abort: a rare one remains (tests/unit/test_distributed.py).
-    """
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        atexit.register(_leave_process_group)
-
-
 def start_stage(name: str, argv: list[str] | None = None, corpus_key: str = "corpus", *,
                 options: Sequence[Option] | None = None, jobs: bool = False,
                 doc: str | None = None) -> Stage:
@@ -277,7 +255,6 @@ def start_stage(name: str, argv: list[str] | None = None, corpus_key: str = "cor
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     # Under torchrun every process joins the group before anything else (no-op otherwise).
     sb.utils.distributed.ddp_init_group(run_opts)
-    leave_process_group_at_exit()
     try:
         with open(hparams_file, encoding="utf-8") as handle:
             config_text = handle.read()

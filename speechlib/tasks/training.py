@@ -162,6 +162,11 @@ class TrainingRun:
         logging.getLogger("progress").info("train %s epoch %d/%d done in %.1f s: %s", self.system, epoch,
                                            self.epoch_counter.limit, train.get("epoch_seconds", 0.0), shown)
 
+    def flush(self) -> None:
+        """Write the TensorBoard events still queued (its writer thread would die with the process)."""
+        if self.tensorboard.writer is not None:
+            self.tensorboard.writer.flush()
+
     def curve(self) -> list[dict]:
         path = self.folder.loss_curve
         return json.loads(path.read_text()) if path.is_file() else []
@@ -206,6 +211,7 @@ def fit(brain: RecipeBrain, train_set, valid_set=None, *, train_loader_kwargs: M
     started = time.monotonic()
     brain.fit(run.epoch_counter, train_set, valid_set, train_loader_kwargs=dict(train_loader_kwargs or {}),
               valid_loader_kwargs=dict(valid_loader_kwargs or {}))
+    run.flush()
     rows = run.curve()
     epoch_seconds = [row["train"].get("epoch_seconds", 0.0) for row in rows]
     rates = [row["train"]["utterances_per_second"] for row in rows if "utterances_per_second" in row["train"]]
