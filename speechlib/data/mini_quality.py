@@ -324,12 +324,13 @@ def by_voice(root: Path, args: argparse.Namespace) -> int:
     import torch
     from speechlib.results.environment import git_revision
     command = "python -m speechlib.data.mini_quality " + " ".join(sys.argv[1:])
+    revision = git_revision()          # at the start: HEAD may move during a 20-minute run
     rows = voice_utterances(root, args.per_speaker_mos, args.seed)
     judges = Judges(encoder=False)
     start = time.monotonic()
     scores = np.array([judges.mos(root / r["path"]) for r in rows])
     result = dict(command=command, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  git=git_revision(), torch_threads=torch.get_num_threads(),
+                  git=revision, torch_threads=torch.get_num_threads(),
                   score_seconds=round(time.monotonic() - start, 1), files=len(rows),
                   **voice_breakdown(rows, scores, _speakers_tsv(root)),
                   scores={r["utt"]: round(float(v), 4) for r, v in zip(rows, scores)})
