@@ -297,7 +297,10 @@ def test_sigint_leaves_no_partial_output(tmp_path):
         tone(tmp_path / "in" / f"f{index:02d}.wav", seconds=2.0)
     proc = subprocess.Popen([PYTHON, "-c", SLOW, "--model", "m", "--in", str(tmp_path / "in"), "--out",
                              str(tmp_path / "out"), "--batch-size", "1", "--quiet"],
-                            env=dict(os.environ, PYTHONPATH=str(REPO)), stderr=subprocess.PIPE, text=True)
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), stderr=subprocess.PIPE, text=True,
+                            # A run started in the background by a non-interactive shell inherits SIGINT
+                            # ignored, and Python then keeps ignoring it: give the command a user's Ctrl-C.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and len(list((tmp_path / "out").glob("f*.wav"))) < 2:
         time.sleep(0.05)
