@@ -150,3 +150,45 @@ def test_a_resumed_training_repeats_an_uninterrupted_one(tmp_path):
     assert torch.equal(straight, resumed)
     # the resumed epoch reports its own mean loss, not one averaged with the epoch before it
     assert resumed_losses == straight_losses
+
+
+
+LOG_THEN_EXIT = """
+import os, sys
+from speechlib.tasks.training import TrainingRun, system_dir
+
+run = TrainingRun(system_dir(sys.argv[1], "reg"), "reg", 3)
+for epoch in (1, 2, 3):  # the TensorBoard part of log_epoch alone: nothing slow after it
+    run.tensorboard.log_stats({"epoch": epoch}, train_stats={"loss": 1.0 / epoch}, valid_stats={"loss": 2.0 / epoch})
+run.flush()
+os._exit(0)  # at once, as a finished DDP rank leaves (speechlib.io.errors.exit_process)
+"""
+
+
+def test_flushed_tensorboard_events_survive_os_exit(tmp_path, monkeypatch):
+    """A DDP rank leaves with os._exit: events still queued in TensorBoard's writer thread would be
+    lost (without TrainingRun.flush this child leaves no scalar), so fit() flushes them."""
+    import os
+    import subprocess
+    import sys
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from speechlib.tasks import training
+    from tests.helpers import REPO
+
+    done = subprocess.run([sys.executable, "-c", LOG_THEN_EXIT, str(tmp_path)],
+                          env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = EventAccumulator(str(training.system_dir(tmp_path, "reg").tensorboard))
+    events.Reload()
+    assert [e.value for e in events.Scalars("loss/valid")] == pytest.approx([2.0, 1.0, 2.0 / 3])
+
+    flushed = []
+    monkeypatch.setattr(training.TrainingRun, "flush", lambda run: flushed.append(run.system))
+    brain = training.build_brain(Regression, stage_for(tmp_path / "fit", "aaaa"), "reg",
+                                 {"model": torch.nn.Linear(1, 1)}, optimizer=lambda p: torch.optim.SGD(p, 0.01),
+                                 epochs=1)
+    training.fit(brain, dataset(None), dataset(None), train_loader_kwargs={"batch_size": 2})
+    assert flushed == ["reg"]
